@@ -1,0 +1,332 @@
+"""The ``swarm`` command: thin wrappers over the SDK.
+
+Every command parses its options, calls the library, and renders the result —
+a readable line or table for people, one JSON document with ``--json``.
+Errors are one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from swarm.client import SwarmClient
+from swarm.errors import ConfigError, Rejected, SwarmError
+from swarm.events import Receipt
+
+T = TypeVar("T")
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+def _default_instance() -> str:
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname().lower())
+    return (name.strip("-_") or "local")[:64]
+
+
+class Ctx:
+    def __init__(self, url: str, name: str, agent: str, instance: str, as_json: bool) -> None:
+        self.url, self.name, self.agent, self.instance, self.as_json = url, name, agent, instance, as_json
+
+    async def client(self) -> SwarmClient:
+        return await SwarmClient.connect(
+            self.url, swarm=self.name, agent=self.agent, instance=self.instance
+        )
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T | None]:
+    """Run an async command; turn every SwarmError into one line and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return asyncio.run(fn(*args, **kwargs))  # type: ignore[arg-type]
+        except Rejected as err:
+            _fail(str(err))
+        except SwarmError as err:
+            _fail(str(err))
+        except KeyboardInterrupt:
+            sys.exit(130)
+        return None
+
+    return wrapper
+
+
+def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--url", envvar="SWARM_URL", default=DEFAULT_URL, show_default=True,
+                     help="NATS server of the swarm (env SWARM_URL)."),
+        click.option("--name", envvar="SWARM_NAME", default="default", show_default=True,
+                     help="Swarm name (env SWARM_NAME)."),
+        click.option("--agent", envvar="SWARM_AGENT", default="cli", show_default=True,
+                     help="Agent identity (env SWARM_AGENT)."),
+        click.option("--instance", envvar="SWARM_INSTANCE", default=None,
+                     help="Instance of the agent (env SWARM_INSTANCE; default: host name)."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+
+    @functools.wraps(fn)
+    def wrapper(url: str, name: str, agent: str, instance: str | None, as_json: bool,
+                **kwargs: Any) -> Any:
+        ctx = Ctx(url, name, agent, instance or _default_instance(), as_json)
+        return fn(ctx, **kwargs)
+
+    return wrapper
+
+
+def emit(ctx: Ctx, data: Any, human: Callable[[Any], str]) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(data, default=str))
+    else:
+        click.echo(human(data))
+
+
+def _receipt(ctx: Ctx, receipt: Receipt, verb: str) -> None:
+    data = {"id": receipt.id, "seq": receipt.seq, "event_id": receipt.event_id,
+            "duplicate": receipt.duplicate, "flags": [f.model_dump() for f in receipt.flags]}
+    emit(ctx, data, lambda d: f"{verb} {d['id']} (log seq {d['seq']})")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="swarm-memory")
+def main() -> None:
+    """Swarm Memory: one shared, trustworthy memory for a swarm of AI agents."""
+
+
+# -- the service ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--data", "data_dir", default=".swarm", show_default=True, type=click.Path(),
+              help="Data directory (NATS store, DuckDB, LanceDB).")
+@click.option("--port", default=4222, show_default=True, help="Port of the embedded nats-server.")
+@click.option("--nats", "nats_url", default=None, help="Use this NATS server instead of embedding one.")
+@click.option("--sync", "sync_interval", default="always", show_default=True,
+              help="JetStream sync_interval of the embedded server: 'always' or a duration like 1s.")
+@click.option("--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name.")
+@click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON, then run.")
+def up(data_dir: str, port: int, nats_url: str | None, sync_interval: str, name: str,
+       as_json: bool) -> None:
+    """Start the service (and an embedded nats-server) until Ctrl-C."""
+    from cli.stack import run_stack  # noqa: PLC0415 - heavy imports only for `up`
+
+    try:
+        asyncio.run(run_stack(Path(data_dir), port=port, nats_url=nats_url,
+                              sync_interval=sync_interval, swarm=name, as_json=as_json,
+                              install_signals=True))
+    except SwarmError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's temp directory.")
+def demo(keep: bool) -> None:
+    """Run three agent instances on a private stack and narrate what happens."""
+    from cli.demo import run_demo  # noqa: PLC0415
+
+    try:
+        asyncio.run(run_demo(keep=keep))
+    except SwarmError as err:
+        _fail(str(err))
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("text")
+@click.option("--kind", default="fact", show_default=True, help="fact, episode, procedure, …")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--importance", type=float, default=0.5, show_default=True, help="0..1")
+@click.option("--private", is_flag=True, help="Only this agent may read it.")
+@connection_options
+@run_async
+async def remember(ctx: Ctx, text: str, kind: str, tags: tuple[str, ...], importance: float,
+                   private: bool) -> None:
+    """Store a new memory; prints its id and log sequence."""
+    async with await ctx.client() as client:
+        receipt = await client.remember(text, kind=kind, tags=tags, importance=importance,
+                                        private=private)
+    _receipt(ctx, receipt, "remembered")
+
+
+@main.command()
+@click.argument("memory_id")
+@click.option("--text", default=None, help="Replace the content.")
+@click.option("--tag", "tags", multiple=True, help="Add a tag (repeatable).")
+@click.option("--untag", "untags", multiple=True, help="Remove a tag (repeatable).")
+@click.option("--importance", type=float, default=None, help="0..1")
+@connection_options
+@run_async
+async def update(ctx: Ctx, memory_id: str, text: str | None, tags: tuple[str, ...],
+                 untags: tuple[str, ...], importance: float | None) -> None:
+    """Change a memory's content, tags or importance."""
+    async with await ctx.client() as client:
+        receipt = await client.update(memory_id, content=text, add_tags=tags, remove_tags=untags,
+                                      importance=importance)
+    _receipt(ctx, receipt, "updated")
+
+
+@main.command()
+@click.argument("memory_id")
+@connection_options
+@run_async
+async def reinforce(ctx: Ctx, memory_id: str) -> None:
+    """Count one more recall of a memory."""
+    async with await ctx.client() as client:
+        receipt = await client.reinforce(memory_id)
+    _receipt(ctx, receipt, "reinforced")
+
+
+@main.command()
+@click.argument("memory_id")
+@click.option("--reason", default=None, help="Why it is forgotten (kept in history).")
+@connection_options
+@run_async
+async def forget(ctx: Ctx, memory_id: str, reason: str | None) -> None:
+    """Retire a memory (a tombstone; history keeps it)."""
+    async with await ctx.client() as client:
+        receipt = await client.forget(memory_id, reason=reason)
+    _receipt(ctx, receipt, "forgot")
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+def _memory_text(m: dict[str, Any]) -> str:
+    tags = ", ".join(m.get("tags") or []) or "-"
+    lines = [
+        f"{m['id']}  [{m['kind']}]{'  (private)' if m.get('private') else ''}"
+        f"{'  (forgotten)' if m.get('forgotten') else ''}",
+        f"  {m['content']}",
+        f"  tags: {tags}   importance: {m['importance']}   recalled: {m['recall_count']}",
+        f"  by {m['agent']}@{m['instance']}   last change: seq {m['seq']} by {m.get('updated_by')}",
+    ]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("memory_id")
+@click.option("--after", type=int, default=None, help="Wait until the projection has this seq.")
+@connection_options
+@run_async
+async def get(ctx: Ctx, memory_id: str, after: int | None) -> None:
+    """Show one memory's current state."""
+    async with await ctx.client() as client:
+        memory = await client.get(memory_id, after=after)
+    emit(ctx, memory, _memory_text)
+
+
+@main.command()
+@click.argument("memory_id")
+@click.option("--after", type=int, default=None, help="Wait until the projection has this seq.")
+@connection_options
+@run_async
+async def history(ctx: Ctx, memory_id: str, after: int | None) -> None:
+    """Every version of a memory: who changed it, when, how."""
+    async with await ctx.client() as client:
+        data = await client.history(memory_id, after=after)
+
+    def human(d: dict[str, Any]) -> str:
+        rows = [f"history of {d['id']}:"]
+        for v in d["versions"]:
+            state = v["state"]
+            rows.append(
+                f"  seq {v['seq']:>6}  {v['at'][:19]}  {v['agent']}@{v['instance']:<12} "
+                f"{v['type']:<18} {state['content'][:60]!r} tags={state['tags']} "
+                f"recalled={state['recall_count']}"
+            )
+        return "\n".join(rows)
+
+    emit(ctx, data, human)
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, help="How many results.")
+@click.option("--after", type=int, default=None, help="Wait until the projection has this seq.")
+@click.option("--by", "by_agent", default=None, help="Only memories written by this agent.")
+@click.option("--kind", default=None, help="Only this kind.")
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
+@connection_options
+@run_async
+async def recall(ctx: Ctx, query: str, k: int, after: int | None, by_agent: str | None,
+                 kind: str | None, tags: tuple[str, ...]) -> None:
+    """Hybrid (semantic + full-text) search over the memories you may see."""
+    async with await ctx.client() as client:
+        results = await client.recall(query, k=k, after=after, agent=by_agent, kind=kind, tags=tags)
+
+    def human(d: dict[str, Any]) -> str:
+        if not d["results"]:
+            return "no memories found"
+        return "\n".join(
+            f"{r['score']:.3f}  {r['id']}  {r['agent']:<10} {r['content'][:80]}" for r in d["results"]
+        )
+
+    emit(ctx, {"results": results}, human)
+
+
+@main.command()
+@click.option("--since", type=int, default=1, show_default=True, help="First log sequence.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
+@connection_options
+@run_async
+async def tail(ctx: Ctx, since: int, follow: bool) -> None:
+    """Print accepted events in log order (one JSON object per line with --json)."""
+    async with await ctx.client() as client:
+        async for event in client.tail(since=since, follow=follow):
+            if ctx.as_json:
+                click.echo(json.dumps(event))
+            else:
+                click.echo(
+                    f"{event['seq']:>7}  {event['accepted_at'][:19]}  {event['agent']}@"
+                    f"{event['instance']:<12} {event['type']:<18} {event['memory_id']}"
+                )
+
+
+@main.command()
+@connection_options
+@run_async
+async def status(ctx: Ctx) -> None:
+    """Log and projection positions, lag, counts."""
+    async with await ctx.client() as client:
+        data = await client.status()
+
+    def human(d: dict[str, Any]) -> str:
+        return "\n".join(f"{k:<18} {v}" for k, v in d.items())
+
+    emit(ctx, data, human)
+
+
+def entry() -> None:  # pragma: no cover - console script guard
+    if os.environ.get("SWARM_DEBUG"):
+        main()
+        return
+    try:
+        main()
+    except ConfigError as err:
+        _fail(str(err))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    main()

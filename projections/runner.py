@@ -1,0 +1,244 @@
+"""The projector: folds the log into DuckDB and LanceDB, checkpointed.
+
+Each micro-batch (up to ``batch`` messages, whatever has arrived) is folded,
+written to DuckDB in one transaction *together with the checkpoint*, then the
+recall rows go to LanceDB and only then is the log acknowledged (AckAll on the
+last message). After a crash the projector resumes at checkpoint + 1, so an
+event is neither lost nor applied twice; LanceDB, written after the commit, is
+re-fed from DuckDB rows newer than its own marker (``recall`` checkpoint).
+
+Restarts read CRDT state from the ``crdt_docs`` snapshots, not a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from projections.duckdb_store import DuckStore, ProjectionBatch
+from projections.lance import LanceRecall
+from projections.reducers import Folded, Projected, fold, recall_row
+from swarm import telemetry
+from swarm.api import wait_until
+from swarm.codec import decode_log_record
+from swarm.crdt import MemoryDoc
+from swarm.errors import SwarmError
+from swarm.events import LogRecord
+from swarm.jetstream import Closed, JetStreamLog, StoredMessage
+
+__all__ = ["Projector"]
+
+log = structlog.get_logger(__name__)
+
+RECALL_CHECKPOINT = "recall"
+
+
+class Projector:
+    """Keeps the projections up to date and answers reads from them."""
+
+    def __init__(
+        self,
+        log: JetStreamLog | None,
+        store: DuckStore,
+        recall: LanceRecall,
+        *,
+        batch: int = 1000,
+        cache_size: int = 100_000,
+        durable: str = "projector",
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.recall_store = recall
+        self.batch = batch
+        self.durable = durable
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Projected] = OrderedDict()
+        self._projected = store.checkpoint()
+        self._changed = asyncio.Condition()
+        self.batches = 0
+
+    @property
+    def projected_seq(self) -> int:
+        return self._projected
+
+    # -- applying -------------------------------------------------------------------------
+
+    def _known(self, memory_ids: set[str]) -> dict[str, Projected]:
+        known = {mid: self._cache[mid] for mid in memory_ids if mid in self._cache}
+        missing = [mid for mid in memory_ids if mid not in known]
+        if missing:
+            for mid, (doc, version) in self.store.load_docs(missing).items():
+                known[mid] = Projected(MemoryDoc.load(doc), version)
+        return known
+
+    def apply(self, messages: Sequence[StoredMessage]) -> Folded | None:
+        """Fold and commit one batch (blocking: runs in a worker thread)."""
+        checkpoint = self.store.checkpoint()
+        records: list[tuple[int, LogRecord, str | None]] = []
+        for msg in messages:
+            if msg.seq <= checkpoint:
+                continue  # already committed: replay is safe
+            tp = msg.headers.get("traceparent")
+            records.append((msg.seq, decode_log_record(msg.data), tp.split("-")[1] if tp else None))
+        if not records:
+            return None
+        folded = fold(records, self._known({r.event.memory_id for _, r, _ in records}))
+        self.store.apply(
+            ProjectionBatch(
+                last_seq=folded.last_seq,
+                events=folded.events,
+                memories=list(folded.memories.values()),
+                versions=folded.versions,
+                docs=[
+                    {**row, "version": folded.touched[mid].version}
+                    for mid, row in folded.docs.items()
+                ],
+            )
+        )
+        for mid, projected in folded.touched.items():
+            self._cache[mid] = projected
+            self._cache.move_to_end(mid)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        if self.store.checkpoint(RECALL_CHECKPOINT) == checkpoint:
+            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
+            self.store.set_checkpoint(RECALL_CHECKPOINT, folded.last_seq)
+        else:
+            self.catch_up_recall()
+        return folded
+
+    def catch_up_recall(self) -> int:
+        """Feed LanceDB every memory row newer than its marker. Returns rows fed."""
+        fed = 0
+        marker = self.store.checkpoint(RECALL_CHECKPOINT)
+        target = self.store.checkpoint()
+        while marker < target:
+            rows = self.store.memories_since(marker, limit=5000)
+            if not rows:
+                break
+            self.recall_store.upsert([recall_row(m) for m in rows])
+            marker = int(rows[-1]["seq"])
+            self.store.set_checkpoint(RECALL_CHECKPOINT, marker)
+            fed += len(rows)
+        if marker < target:
+            self.store.set_checkpoint(RECALL_CHECKPOINT, target)
+        return fed
+
+    async def _notify(self, seq: int) -> None:
+        async with self._changed:
+            self._projected = max(self._projected, seq)
+            self._changed.notify_all()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.log is None:
+            raise SwarmError("this projector has no log to follow")
+        fed = await asyncio.to_thread(self.catch_up_recall)
+        if fed:
+            log.info("recall_caught_up", rows=fed)
+        while not stop.is_set():
+            try:
+                await self._follow(stop)
+            except Closed:
+                return
+            except SwarmError as err:
+                log.error("projector_retry", error=str(err))
+                self._cache.clear()
+                await asyncio.sleep(1.0)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
+        assert self.log is not None
+        s = self.log.subjects
+        sub = await self.log.durable_pull(
+            stream=s.log_stream,
+            durable=self.durable,
+            filter_subject=s.log_all,
+            start_seq=self.store.checkpoint() + 1,
+            ack_all=True,
+        )
+        log.info("projector_started", swarm=s.swarm, from_seq=self.store.checkpoint() + 1)
+        try:
+            while not stop.is_set():
+                msgs = await self.log.fetch(sub, self.batch, 0.5)
+                if not msgs:
+                    continue
+                stored = [
+                    StoredMessage(
+                        seq=m.metadata.sequence.stream,
+                        subject=m.subject,
+                        data=m.data,
+                        headers=dict(m.headers or {}),
+                    )
+                    for m in msgs
+                ]
+                ctx = telemetry.extract(stored[-1].headers)
+                with telemetry.tracer.start_as_current_span(
+                    "projector.apply", context=ctx, attributes={"swarm.batch": len(stored)}
+                ):
+                    folded = await asyncio.to_thread(self.apply, stored)
+                await msgs[-1].ack()
+                self.batches += 1
+                await self._notify(folded.last_seq if folded else stored[-1].seq)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def rebuild(self, *, until_seq: int | None = None, progress: Any = None) -> int:
+        """Fold the log from the checkpoint up to ``until_seq`` (or its end); returns seq."""
+        if self.log is None:
+            raise SwarmError("this projector has no log to read")
+        async for batch in self.log.read(
+            start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=self.batch
+        ):
+            await asyncio.to_thread(self.apply, batch)
+            self._projected = batch[-1].seq
+            if progress is not None:
+                progress(batch[-1].seq)
+        await asyncio.to_thread(self.catch_up_recall)
+        return self.store.checkpoint()
+
+    # -- reads (the Views protocol) -------------------------------------------------------
+
+    async def wait_for(self, seq: int, timeout: float) -> None:  # noqa: ASYNC109
+        if self._projected >= seq:
+            return
+        await wait_until(
+            self._changed, lambda: self._projected >= seq, timeout, f"the projection to reach {seq}"
+        )
+
+    async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None:
+        row = await asyncio.to_thread(self.store.get_memory, memory_id)
+        if row is None or (row["private"] and row["agent"] != requester):
+            return None
+        return row
+
+    async def history(self, memory_id: str, requester: str | None) -> list[dict[str, Any]] | None:
+        current = await self.get(memory_id, requester)
+        if current is None:
+            return None
+        return await asyncio.to_thread(self.store.history, memory_id)
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        k: int,
+        requester: str | None,
+        agent: str | None,
+        kind: str | None,
+        tags: list[str],
+    ) -> list[dict[str, Any]]:
+        hits = await asyncio.to_thread(
+            self.recall_store.search, query, k=k, requester=requester, agent=agent, kind=kind,
+            tags=tags,
+        )
+        return [dict(hit) for hit in hits]
+
+    async def counts(self) -> dict[str, int]:
+        return await asyncio.to_thread(self.store.counts)

@@ -1,0 +1,163 @@
+"""The Swarm Memory service in one process: gate, projector, read API.
+
+``swarm up`` runs this beside an embedded nats-server; tests and embedding
+applications use it directly::
+
+    async with SwarmService(url, swarm="default", data_dir=".swarm") as service:
+        await service.wait_closed()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import nats.errors
+import structlog
+
+from projections.duckdb_store import DuckStore
+from projections.lance import LanceRecall
+from projections.runner import Projector
+from swarm.api import ReadApi
+from swarm.codec import decode_rejection
+from swarm.embed import Embedder, load_embedder
+from swarm.errors import SwarmError
+from swarm.gate import Gate, Limits
+from swarm.gatekeeper import GateWorker
+from swarm.jetstream import Closed, JetStreamLog, LogSettings, connect
+from swarm.laws import LawSet, default_laws
+from swarm.subjects import Subjects
+
+__all__ = ["SwarmService", "store_paths"]
+
+log = structlog.get_logger(__name__)
+
+
+def store_paths(data_dir: str | Path, swarm: str) -> tuple[Path, Path]:
+    """Where a swarm's DuckDB file and LanceDB directory live under ``data_dir``."""
+    base = Path(data_dir) / "swarms" / swarm
+    return base / "state.duckdb", base / "recall"
+
+
+class SwarmService:
+    def __init__(
+        self,
+        url: str,
+        *,
+        swarm: str = "default",
+        data_dir: str | Path = ".swarm",
+        laws: LawSet | None = None,
+        embedder: Embedder | None = None,
+        limits: Limits | None = None,
+        settings: LogSettings | None = None,
+        projector_batch: int = 1000,
+    ) -> None:
+        self.url = url
+        self.subjects = Subjects(swarm)
+        self.data_dir = Path(data_dir)
+        self.laws = laws or default_laws()
+        self.embedder = embedder or load_embedder(os.environ.get("SWARM_EMBEDDER", "hashing"))
+        self.limits = limits
+        self.settings = settings
+        self.projector_batch = projector_batch
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.log: JetStreamLog | None = None
+        self.store: DuckStore | None = None
+        self.gate: GateWorker | None = None
+        self.projector: Projector | None = None
+        self.api: ReadApi | None = None
+
+    @property
+    def paths(self) -> dict[str, str]:
+        duck, lance = store_paths(self.data_dir, self.subjects.swarm)
+        return {"duckdb": str(duck), "lancedb": str(lance)}
+
+    async def start(self) -> SwarmService:
+        nc = await connect(self.url, name=f"swarm-service:{self.subjects.swarm}")
+        self.log = JetStreamLog(nc, self.subjects, self.settings)
+        try:
+            await self.log.ensure_streams()
+        except nats.errors.NoRespondersError:
+            await nc.close()
+            raise SwarmError(f"JetStream is not enabled on {self.url} (start nats-server with -js)") from None
+        duck_path, lance_path = store_paths(self.data_dir, self.subjects.swarm)
+        duck_path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = DuckStore(duck_path)
+        recall = LanceRecall(lance_path, self.embedder)
+        self.gate = GateWorker(self.log, Gate(self.subjects.swarm, self.laws, self.limits))
+        self.projector = Projector(self.log, self.store, recall, batch=self.projector_batch)
+        self.api = ReadApi(self.log, self.projector, self.gate)
+        await self.api.start()
+        self._spawn(self.gate.run(self._stop), "gate")
+        self._spawn(self.projector.run(self._stop), "projector")
+        self._spawn(self._project_rejections(), "rejections")
+        log.info("service_started", swarm=self.subjects.swarm, url=self.url, **self.paths)
+        return self
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+
+        def _done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task_failed", task=name, error=repr(t.exception()))
+                self._stop.set()
+
+        task.add_done_callback(_done)
+        self._tasks.append(task)
+
+    async def _project_rejections(self) -> None:
+        assert self.log is not None and self.store is not None
+        s, store = self.subjects, self.store
+        sub = await self.log.durable_pull(
+            stream=s.rejected_stream, durable="rejections", filter_subject=s.rejected_all,
+            start_seq=store.checkpoint("rejections") + 1, ack_all=True,
+        )
+        while not self._stop.is_set():
+            try:
+                msgs = await self.log.fetch(sub, 500, 0.5)
+            except Closed:
+                return
+            if not msgs:
+                continue
+            rows = []
+            for m in msgs:
+                record = decode_rejection(m.data)
+                rows.append({"seq": m.metadata.sequence.stream, **record.model_dump(exclude={"schema_version"})})
+            await asyncio.to_thread(store.apply_rejections, rows, rows[-1]["seq"])
+            await msgs[-1].ack()
+
+    async def wait_closed(self) -> None:
+        """Run until :meth:`stop` is called or a component fails."""
+        await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self.api is not None:
+            await self.api.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+        self._tasks.clear()
+        if self.log is not None and not self.log.nc.is_closed:
+            await self.log.nc.drain()
+        if self.projector is not None:
+            self.projector.recall_store.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("service_stopped", swarm=self.subjects.swarm)
+
+    async def __aenter__(self) -> SwarmService:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,187 @@
+"""Read endpoints over NATS request/reply, so any process (or language) can read.
+
+``swarm.<swarm>.api.<op>`` with a JSON request; the answer is
+``{"ok": true, "result": …}`` or ``{"ok": false, "error": {"type", "message"}}``.
+
+=========  ==========================================================================
+op         request fields
+=========  ==========================================================================
+get        id, requester, after?
+history    id, requester, after?
+recall     query, requester, k?, after?, agent?, kind?, tags?
+status     —
+doc        id, requester          (the memory's Automerge bytes, for writers)
+=========  ==========================================================================
+
+``after`` makes the read wait until the projection has applied that log
+sequence (read-your-writes across processes). ``requester`` is the reading
+agent: private memories are visible only to the agent that wrote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any, Protocol
+
+import structlog
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from swarm import telemetry
+from swarm.errors import NotFound, SwarmError, Timeout
+from swarm.gatekeeper import GateWorker
+from swarm.jetstream import JetStreamLog
+
+__all__ = ["OPERATIONS", "ReadApi", "Views"]
+
+log = structlog.get_logger(__name__)
+
+OPERATIONS = ("get", "history", "recall", "status", "doc")
+MAX_WAIT = 30.0
+
+
+class Views(Protocol):
+    """What the projections offer to readers."""
+
+    @property
+    def projected_seq(self) -> int: ...
+
+    async def wait_for(self, seq: int, timeout: float) -> None: ...
+
+    async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None: ...
+
+    async def history(self, memory_id: str, requester: str | None) -> list[dict[str, Any]] | None: ...
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        k: int,
+        requester: str | None,
+        agent: str | None,
+        kind: str | None,
+        tags: list[str],
+    ) -> list[dict[str, Any]]: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+
+class ReadApi:
+    def __init__(self, log: JetStreamLog, views: Views, gate: GateWorker | None = None) -> None:
+        self.log = log
+        self.views = views
+        self.gate = gate
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        for op in OPERATIONS:
+            sub = await self.log.nc.subscribe(
+                self.log.subjects.api(op), queue="swarm-api", cb=self._dispatch
+            )
+            self._subs.append(sub)
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        op = msg.subject.rsplit(".", 1)[-1]
+        ctx = telemetry.extract(msg.headers)
+        with telemetry.tracer.start_as_current_span(f"api.{op}", context=ctx):
+            try:
+                request = json.loads(msg.data or b"{}")
+                if not isinstance(request, dict):
+                    raise SwarmError("a request must be a JSON object")
+                result = await self._run(op, request)
+                body: dict[str, Any] = {"ok": True, "result": result}
+            except SwarmError as err:
+                body = {"ok": False, "error": {"type": type(err).__name__, "message": str(err)}}
+            except (ValueError, TypeError, KeyError) as err:
+                body = {"ok": False, "error": {"type": "BadRequest", "message": f"bad request: {err}"}}
+            except Exception as err:
+                log.exception("api_error", op=op)
+                body = {"ok": False, "error": {"type": "InternalError", "message": str(err)}}
+        if msg.reply:
+            await self.log.nc.publish(msg.reply, json.dumps(body, default=str).encode())
+
+    async def _run(self, op: str, req: dict[str, Any]) -> Any:
+        after = req.get("after")
+        if after is not None:
+            await self.views.wait_for(int(after), min(float(req.get("timeout", 10.0)), MAX_WAIT))
+        requester = req.get("requester")
+        if op == "get":
+            found = await self.views.get(str(req["id"]), requester)
+            if found is None:
+                raise NotFound(f"no memory {req['id']}")
+            return found
+        if op == "history":
+            versions = await self.views.history(str(req["id"]), requester)
+            if versions is None:
+                raise NotFound(f"no memory {req['id']}")
+            return {"id": req["id"], "versions": versions}
+        if op == "recall":
+            tags = req.get("tags") or []
+            return {
+                "results": await self.views.recall(
+                    str(req["query"]),
+                    k=max(1, min(int(req.get("k", 10)), 1000)),
+                    requester=requester,
+                    agent=req.get("agent"),
+                    kind=req.get("kind"),
+                    tags=[str(t) for t in tags],
+                )
+            }
+        if op == "status":
+            return await self._status()
+        if op == "doc":
+            return await self._doc(str(req["id"]), requester)
+        raise SwarmError(f"unknown operation {op}")
+
+    async def _status(self) -> dict[str, Any]:
+        s = self.log.subjects
+        log_seq = await self.log.last_seq()
+        projected = self.views.projected_seq
+        counts = await self.views.counts()
+        return {
+            "swarm": s.swarm,
+            "log_seq": log_seq,
+            "projected_seq": projected,
+            "lag": max(0, log_seq - projected),
+            "memories": counts.get("memories", 0),
+            "forgotten": counts.get("forgotten", 0),
+            "rejected": await self.log.last_seq(s.rejected_stream),
+            "pending_proposals": await self.log.message_count(s.inbox_stream),
+        }
+
+    async def _doc(self, memory_id: str, requester: str | None) -> dict[str, Any]:
+        if self.gate is None:
+            raise SwarmError("this service runs no gate; writers must use a service with one")
+        history = await self.gate.history(memory_id)
+        state = history.doc.state()
+        if state is None or (state.private and state.agent != requester):
+            raise NotFound(f"no memory {memory_id}")
+        return {
+            "id": memory_id,
+            "doc": base64.b64encode(history.doc.save()).decode(),
+            "seq": max(history.event_seqs.values(), default=0),
+        }
+
+
+async def wait_until(condition: asyncio.Condition, predicate: Any, timeout: float, what: str) -> None:
+    """Wait on ``condition`` for ``predicate()``; Timeout names ``what``."""
+    async with condition:
+        try:
+            await asyncio.wait_for(condition.wait_for(predicate), timeout)
+        except TimeoutError:
+            raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}") from None

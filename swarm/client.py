@@ -1,0 +1,400 @@
+"""The agent SDK: remember, update, reinforce, forget, and read — from any process.
+
+Async first::
+
+    async with await SwarmClient.connect(url, agent="brad", instance="cloud") as memory:
+        receipt = await memory.remember("The deploy key rotates on Mondays", tags=["ops"])
+        found = await memory.recall("when does the key rotate", after=receipt.seq)
+
+and :class:`SyncSwarmClient` for code that is not async. Each client process
+gets a fresh Automerge actor tied to its instance, so restarts never collide.
+Writes return a :class:`~swarm.events.Receipt` once the gate has put the event
+in the log, or raise the :class:`~swarm.errors.Rejected` subclass that names
+the failed check or law.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+
+from swarm import telemetry
+from swarm.codec import decode_log_record, encode
+from swarm.crdt import MemoryDoc, author, new_actor
+from swarm.errors import (
+    ConfigError,
+    ConnectionFailed,
+    NotFound,
+    SwarmError,
+    Timeout,
+    rejection_from_wire,
+)
+from swarm.events import (
+    MemoryEvent,
+    MemoryForgotten,
+    MemoryReinforced,
+    MemoryRemembered,
+    MemoryUpdated,
+    Receipt,
+    is_valid_name,
+    new_id,
+    utcnow,
+)
+from swarm.gatekeeper import REPLY_HEADER
+from swarm.jetstream import JetStreamLog, connect
+from swarm.subjects import Subjects
+
+__all__ = ["SwarmClient", "SyncSwarmClient"]
+
+T = TypeVar("T")
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+class SwarmClient:
+    """One agent instance's connection to a swarm."""
+
+    def __init__(
+        self, nc: NATS, *, swarm: str, agent: str, instance: str, timeout: float = 10.0
+    ) -> None:
+        for what, value in (("agent", agent), ("instance", instance)):
+            if not is_valid_name(value):
+                raise ConfigError(
+                    f"invalid {what} name {value!r}: use lower-case letters, digits, '-' or '_'"
+                )
+        self.subjects = Subjects(swarm)
+        self.log = JetStreamLog(nc, self.subjects)
+        self.agent = agent
+        self.instance = instance
+        self.timeout = timeout
+        self.actor = new_actor(swarm, agent, instance)
+        self._reply = nc.new_inbox()
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._started = False
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        swarm: str = "default",
+        agent: str,
+        instance: str,
+        timeout: float = 10.0,
+    ) -> SwarmClient:
+        nc = await connect(url, name=f"swarm-client:{agent}@{instance}")
+        client = cls(nc, swarm=swarm, agent=agent, instance=instance, timeout=timeout)
+        await client._start()
+        return client
+
+    async def _start(self) -> None:
+        if not self._started:
+            await self.log.nc.subscribe(self._reply, cb=self._on_receipt)
+            self._started = True
+
+    async def close(self) -> None:
+        for fut in self._waiting.values():
+            fut.cancel()
+        if not self.log.nc.is_closed:
+            await self.log.nc.drain()
+
+    async def __aenter__(self) -> SwarmClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def remember(
+        self,
+        content: str,
+        *,
+        kind: str = "fact",
+        tags: Sequence[str] = (),
+        importance: float = 0.5,
+        private: bool = False,
+        memory_id: str | None = None,
+    ) -> Receipt:
+        """Store a new memory. ``memory_id`` may be given to make a retry idempotent."""
+        mid = memory_id or new_id()
+        with author(MemoryDoc(), self.actor) as (edit, out):
+            edit.create(
+                memory_id=mid,
+                content=content,
+                kind=kind,
+                tags=list(dict.fromkeys(tags)),
+                importance=importance,
+                agent=self.agent,
+                instance=self.instance,
+                private=private,
+                created_at=utcnow().isoformat(),
+            )
+        return await self._propose(MemoryRemembered, mid, out)
+
+    async def update(
+        self,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        importance: float | None = None,
+    ) -> Receipt:
+        """Replace the content, add or remove tags, change the importance."""
+        if content is None and not add_tags and not remove_tags and importance is None:
+            raise ConfigError("nothing to update: give content, tags to add/remove, or importance")
+
+        def edit_fn(edit: Any) -> None:
+            if content is not None:
+                edit.set_content(content)
+            for tag in add_tags:
+                edit.add_tag(tag)
+            for tag in remove_tags:
+                edit.remove_tag(tag)
+            if importance is not None:
+                edit.set_importance(importance)
+
+        return await self._edit(MemoryUpdated, memory_id, edit_fn)
+
+    async def reinforce(self, memory_id: str) -> Receipt:
+        """Count one more recall or confirmation of the memory."""
+        return await self._edit(MemoryReinforced, memory_id, lambda edit: edit.reinforce())
+
+    async def forget(self, memory_id: str, *, reason: str | None = None) -> Receipt:
+        """Retire the memory (a tombstone; its history stays in the log)."""
+        return await self._edit(
+            MemoryForgotten, memory_id, lambda edit: edit.forget(reason), reason=reason
+        )
+
+    async def _edit(
+        self, cls: type[MemoryEvent], memory_id: str, edit_fn: Callable[[Any], None], **extra: Any
+    ) -> Receipt:
+        lock = self._locks.setdefault(memory_id, asyncio.Lock())
+        async with lock:
+            reply = await self._request("doc", {"id": memory_id, "requester": self.agent})
+            # The gate's copy holds every accepted change, ours included, so the
+            # new change continues this actor's sequence numbers.
+            doc = MemoryDoc.load(base64.b64decode(reply["doc"]))
+            with author(doc, self.actor) as (edit, out):
+                edit_fn(edit)
+            return await self._propose(cls, memory_id, out, **extra)
+
+    async def _propose(
+        self, cls: type[MemoryEvent], memory_id: str, out: list[bytes], **extra: Any
+    ) -> Receipt:
+        change = out[0]
+        event = cls(
+            swarm=self.subjects.swarm,
+            agent=self.agent,
+            instance=self.instance,
+            actor=self.actor.hex(),
+            memory_id=memory_id,
+            change=change,
+            **extra,
+        )
+        data = encode(event)
+        loop = asyncio.get_running_loop()
+        with telemetry.tracer.start_as_current_span(
+            f"swarm.{event.type_name}", attributes=telemetry.attrs(event_id=event.id, memory_id=memory_id)
+        ):
+            headers = telemetry.inject({REPLY_HEADER: self._reply})
+            for attempt in range(3):
+                fut: asyncio.Future[dict[str, Any]] = loop.create_future()
+                self._waiting[event.id] = fut
+                try:
+                    await self.log.propose(
+                        self.agent, self.instance, data, event_id=event.id, headers=headers
+                    )
+                    answer = await asyncio.wait_for(fut, self.timeout)
+                    break
+                except (TimeoutError, Timeout):
+                    if attempt == 2:
+                        raise Timeout(
+                            f"no receipt for event {event.id} after {3 * self.timeout:.0f}s: is "
+                            "`swarm up` running? (retrying the same event is safe)"
+                        ) from None
+                finally:
+                    self._waiting.pop(event.id, None)
+        if not answer.get("ok"):
+            err = answer.get("error") or {}
+            raise rejection_from_wire(
+                str(err.get("check", "rejected")),
+                str(err.get("reason", "rejected")),
+                kind=str(err.get("kind", "check")),
+                event_id=event.id,
+                where=err.get("where"),
+            )
+        return Receipt(
+            id=memory_id,
+            seq=int(answer["seq"]),
+            event_id=event.id,
+            duplicate=bool(answer.get("duplicate")),
+            flags=tuple(answer.get("flags") or ()),
+        )
+
+    async def _on_receipt(self, msg: Msg) -> None:
+        try:
+            answer = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return
+        fut = self._waiting.get(str(answer.get("event_id")))
+        if fut is not None and not fut.done():
+            fut.set_result(answer)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _request(self, op: str, body: dict[str, Any]) -> Any:
+        ctx_headers = telemetry.inject({})
+        try:
+            msg = await self.log.nc.request(
+                self.subjects.api(op),
+                json.dumps(body).encode(),
+                timeout=self.timeout + float(body.get("timeout", 0)),
+                headers=ctx_headers or None,
+            )
+        except nats.errors.NoRespondersError:
+            raise ConnectionFailed(
+                f"no Swarm Memory service answers for swarm {self.subjects.swarm!r}: "
+                "start one with `swarm up`"
+            ) from None
+        except nats.errors.TimeoutError:
+            raise Timeout(f"the service did not answer {op} in {self.timeout:.0f}s") from None
+        answer = json.loads(msg.data)
+        if answer.get("ok"):
+            return answer["result"]
+        err = answer.get("error") or {}
+        kind, message = err.get("type", "SwarmError"), err.get("message", "request failed")
+        if kind == "NotFound":
+            raise NotFound(message)
+        if kind == "Timeout":
+            raise Timeout(message)
+        raise SwarmError(message)
+
+    def _read(self, body: dict[str, Any], after: int | None) -> dict[str, Any]:
+        body["requester"] = self.agent
+        if after is not None:
+            body["after"] = after
+            body["timeout"] = self.timeout
+        return body
+
+    async def get(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
+        """The memory's current state (NotFound if absent or private to another agent)."""
+        result: dict[str, Any] = await self._request("get", self._read({"id": memory_id}, after))
+        return result
+
+    async def history(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
+        """Every version of the memory: seq, agent, instance, type, time and state."""
+        result: dict[str, Any] = await self._request("history", self._read({"id": memory_id}, after))
+        return result
+
+    async def recall(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        after: int | None = None,
+        agent: str | None = None,
+        kind: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """Hybrid (semantic + full-text) search over the memories visible to this agent."""
+        body = {"query": query, "k": k, "agent": agent, "kind": kind, "tags": list(tags)}
+        result = await self._request("recall", self._read(body, after))
+        results: list[dict[str, Any]] = result["results"]
+        return results
+
+    async def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("status", {})
+        return result
+
+    async def tail(self, *, since: int = 1, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Accepted events in log order: who did what to which memory (no content)."""
+        async for batch in self.log.read(start_seq=since, follow=follow):
+            for stored in batch:
+                record = decode_log_record(stored.data)
+                event = record.event
+                yield {
+                    "seq": stored.seq,
+                    "event_id": event.id,
+                    "type": event.type_name,
+                    "agent": event.agent,
+                    "instance": event.instance,
+                    "memory_id": event.memory_id,
+                    "at": event.at.isoformat(),
+                    "accepted_at": record.accepted_at.isoformat(),
+                    "law_set": record.verdict.law_set,
+                    "flags": [r.law for r in record.verdict.flags],
+                }
+
+
+class SyncSwarmClient:
+    """A blocking facade over :class:`SwarmClient` (its event loop runs in a thread)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        swarm: str = "default",
+        agent: str,
+        instance: str,
+        timeout: float = 10.0,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="swarm-client")
+        self._thread.start()
+        self._client = self._call(
+            SwarmClient.connect(url, swarm=swarm, agent=agent, instance=instance, timeout=timeout)
+        )
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def remember(self, content: str, **options: Any) -> Receipt:
+        return self._call(self._client.remember(content, **options))
+
+    def update(self, memory_id: str, **options: Any) -> Receipt:
+        return self._call(self._client.update(memory_id, **options))
+
+    def reinforce(self, memory_id: str) -> Receipt:
+        return self._call(self._client.reinforce(memory_id))
+
+    def forget(self, memory_id: str, *, reason: str | None = None) -> Receipt:
+        return self._call(self._client.forget(memory_id, reason=reason))
+
+    def get(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
+        return self._call(self._client.get(memory_id, after=after))
+
+    def history(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
+        return self._call(self._client.history(memory_id, after=after))
+
+    def recall(self, query: str, **options: Any) -> list[dict[str, Any]]:
+        return self._call(self._client.recall(query, **options))
+
+    def status(self) -> dict[str, Any]:
+        return self._call(self._client.status())
+
+    def close(self) -> None:
+        try:
+            self._call(self._client.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SyncSwarmClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,189 @@
+"""Events: the immutable facts of the log, as frozen pydantic models.
+
+A *proposal* is what an agent instance publishes to its inbox: one of the
+memory event types below, each carrying exactly one Automerge change. The gate
+wraps an accepted proposal in a :class:`LogRecord` (the event plus the gate's
+verdict) and appends it to the log; a refused one becomes a
+:class:`RejectionRecord`, with the content withheld.
+
+Type names (``memory.remembered`` …) and field names are a stable wire format:
+a change of shape gets a new ``schema_version`` and an upcaster in
+:mod:`swarm.codec`; stored bytes are never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "EVENT_TYPES",
+    "NAME_PATTERN",
+    "Event",
+    "LawResult",
+    "LogRecord",
+    "MemoryEvent",
+    "MemoryForgotten",
+    "MemoryReinforced",
+    "MemoryRemembered",
+    "MemoryUpdated",
+    "Receipt",
+    "RejectionRecord",
+    "Verdict",
+    "new_id",
+    "utcnow",
+]
+
+#: Agent, instance and swarm names: lower-case, safe inside a NATS subject token.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_ID_PATTERN = r"^[0-9A-Za-z_-]{8,64}$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Identifier = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ActorHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A 26-character, time-ordered, random identifier (ULID layout)."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_valid_name(value: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, value) is not None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+
+class Event(_Frozen):
+    """Envelope fields shared by every event a client proposes."""
+
+    type_name: ClassVar[str]
+
+    schema_version: Literal[1] = 1
+    id: Identifier = Field(default_factory=new_id, description="event id; also the Nats-Msg-Id")
+    swarm: Name
+    agent: Name
+    instance: Name
+    actor: ActorHex = Field(description="Automerge actor id of the writing process (hex)")
+    at: datetime = Field(default_factory=utcnow, description="when the client proposed it")
+
+
+class MemoryEvent(Event):
+    """An event that changes one memory document by one Automerge change."""
+
+    memory_id: Identifier
+    change: bytes = Field(description="exactly one Automerge change (binary, base64 in JSON)")
+
+
+class MemoryRemembered(MemoryEvent):
+    """A new memory: the change creates its document."""
+
+    type_name: ClassVar[str] = "memory.remembered"
+    type: Literal["memory.remembered"] = "memory.remembered"
+
+
+class MemoryUpdated(MemoryEvent):
+    """Content, tags or importance changed."""
+
+    type_name: ClassVar[str] = "memory.updated"
+    type: Literal["memory.updated"] = "memory.updated"
+
+
+class MemoryReinforced(MemoryEvent):
+    """The memory was recalled or confirmed: its recall count grows by one."""
+
+    type_name: ClassVar[str] = "memory.reinforced"
+    type: Literal["memory.reinforced"] = "memory.reinforced"
+
+
+class MemoryForgotten(MemoryEvent):
+    """The memory is retired: a tombstone; its history stays in the log."""
+
+    type_name: ClassVar[str] = "memory.forgotten"
+    type: Literal["memory.forgotten"] = "memory.forgotten"
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+MEMORY_EVENTS: tuple[type[MemoryEvent], ...] = (
+    MemoryRemembered,
+    MemoryUpdated,
+    MemoryReinforced,
+    MemoryForgotten,
+)
+EVENT_TYPES: dict[str, type[MemoryEvent]] = {cls.type_name: cls for cls in MEMORY_EVENTS}
+
+
+class LawResult(_Frozen):
+    """One law's answer for one event."""
+
+    law: str
+    verdict: Literal["pass", "flag", "reject"]
+    reason: str | None = None
+
+
+class Verdict(_Frozen):
+    """What the gate decided, attached to every accepted event."""
+
+    law_set: str = Field(description="version of the law set the event was checked against")
+    results: tuple[LawResult, ...] = ()
+
+    @property
+    def flags(self) -> tuple[LawResult, ...]:
+        return tuple(r for r in self.results if r.verdict == "flag")
+
+
+class LogRecord(_Frozen):
+    """The body of one message in the LOG stream."""
+
+    schema_version: Literal[1] = 1
+    event: Annotated[
+        MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten,
+        Field(discriminator="type"),
+    ]
+    verdict: Verdict
+    accepted_at: datetime = Field(default_factory=utcnow)
+
+
+class RejectionRecord(_Frozen):
+    """An audit record of a refused event. The content is never stored."""
+
+    schema_version: Literal[1] = 1
+    event_id: str
+    type: str | None = None
+    agent: str | None = None
+    instance: str | None = None
+    memory_id: str | None = None
+    check: str = Field(description="the failed check, or the law id")
+    kind: Literal["check", "law"]
+    reason: str
+    where: str | None = Field(default=None, description="where it matched, never the match")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Receipt(_Frozen):
+    """What a writer gets back once its event is in the log."""
+
+    id: str = Field(description="the memory id")
+    seq: int = Field(description="log sequence of the accepted event")
+    event_id: str
+    duplicate: bool = Field(default=False, description="a retry of an already accepted event")
+    flags: tuple[LawResult, ...] = ()

@@ -1,0 +1,220 @@
+"""The gate's decision: may this proposed event enter the log?
+
+Pure: the gate service (:mod:`swarm.service`) does the I/O, this module only
+decides. Checks run in a fixed order and the first failure wins:
+
+1. ``size``      the raw event is within the configured limit
+2. ``schema``    it parses as a known event type and schema version
+3. ``identity``  the inbox subject, the envelope and the Automerge actor agree
+                 (an instance cannot write as another)
+4. ``change``    the bytes are exactly one valid Automerge change by that actor,
+                 building on history the log has; the resulting memory is well formed
+                 and the event type matches what the change does
+5. ``scope``     a private memory is written only by the agent that owns it
+6. laws          the ordered law set, against the state the change produces
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from swarm.codec import decode_proposal
+from swarm.crdt import MemoryDoc, MemoryState, instance_tag
+from swarm.errors import (
+    ChangeError,
+    IdentityError,
+    LawViolation,
+    Rejected,
+    SizeLimitExceeded,
+)
+from swarm.events import (
+    LogRecord,
+    MemoryEvent,
+    MemoryForgotten,
+    MemoryReinforced,
+    MemoryRemembered,
+    RejectionRecord,
+    Verdict,
+)
+from swarm.laws.base import LawSet, Proposal
+
+__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "Refused"]
+
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_bytes: int = 64 * 1024
+    max_content_chars: int = 16_000
+    max_tags: int = 64
+    max_tag_chars: int = 64
+
+
+@dataclass
+class MemoryHistory:
+    """What the gate knows of one memory: its document and the events in it."""
+
+    doc: MemoryDoc = field(default_factory=MemoryDoc)
+    event_seqs: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    record: LogRecord
+    doc: MemoryDoc
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    event: MemoryEvent
+    seq: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    rejection: RejectionRecord
+    error: Rejected
+
+
+Decision = Accepted | Duplicate | Refused
+
+
+class Gate:
+    def __init__(self, swarm: str, laws: LawSet, limits: Limits | None = None) -> None:
+        self.swarm = swarm
+        self.laws = laws
+        self.limits = limits or Limits()
+
+    # -- phase 1: before the memory is looked up ---------------------------------------
+
+    def parse(self, raw: bytes, agent: str, instance: str) -> MemoryEvent:
+        """Size, schema and envelope identity. Raises a Rejected subclass."""
+        if len(raw) > self.limits.max_event_bytes:
+            raise SizeLimitExceeded(
+                f"event is {len(raw)} bytes; the limit is {self.limits.max_event_bytes}"
+            )
+        event = decode_proposal(raw)
+        if event.swarm != self.swarm:
+            raise IdentityError(f"event is for swarm {event.swarm!r}, this is {self.swarm!r}")
+        if (event.agent, event.instance) != (agent, instance):
+            raise IdentityError(
+                f"published on the inbox of {agent}@{instance} but signed as "
+                f"{event.agent}@{event.instance}: an instance may only write as itself"
+            )
+        if event.actor[:16] != instance_tag(self.swarm, agent, instance).hex():
+            raise IdentityError(
+                f"Automerge actor {event.actor} does not belong to {agent}@{instance}"
+            )
+        return event
+
+    # -- phase 2: with the memory's history ----------------------------------------------
+
+    def judge(self, event: MemoryEvent, history: MemoryHistory) -> Accepted | Duplicate:
+        """Change, scope and laws. Raises a Rejected subclass."""
+        if event.id in history.event_seqs:
+            return Duplicate(event, history.event_seqs[event.id])
+        before = history.doc.state()
+        doc, new = history.doc.apply(event.change, strict=True)
+        if not new:
+            raise ChangeError("this change is already in the log under another event id")
+        strangers = sorted({c.actor for c in new if c.actor != event.actor})
+        if strangers:
+            raise IdentityError(
+                f"the change was made by actor {strangers[0]}, not the envelope's {event.actor}"
+            )
+        after = doc.state()
+        if after is None:  # pragma: no cover - a non-empty change always yields state
+            raise ChangeError("the change leaves the memory empty")
+        self._check_shape(event, before, after)
+        self._check_transition(event, before, after)
+        if before is not None and before.private and before.agent != event.agent:
+            raise Rejected(
+                f"memory {event.memory_id} is private to agent {before.agent}", check="scope"
+            )
+        judgement = self.laws.judge(Proposal(event=event, before=before, after=after))
+        if judgement.violation is not None:
+            law, outcome = judgement.violation
+            raise LawViolation(
+                outcome.reason or law.description, law=law.id, event_id=event.id, where=outcome.where
+            )
+        verdict = Verdict(law_set=self.laws.version, results=judgement.results)
+        return Accepted(LogRecord(event=event, verdict=verdict), doc)
+
+    def _check_shape(self, event: MemoryEvent, before: MemoryState | None, after: MemoryState) -> None:
+        lim = self.limits
+        if after.id != event.memory_id:
+            raise ChangeError(f"the change edits memory {after.id!r}, not {event.memory_id!r}")
+        if not after.content.strip():
+            raise ChangeError("content must not be empty")
+        if len(after.content) > lim.max_content_chars:
+            raise SizeLimitExceeded(
+                f"content is {len(after.content)} characters; the limit is {lim.max_content_chars}"
+            )
+        if not _KIND.match(after.kind):
+            raise ChangeError(
+                f"kind {after.kind[:40]!r} must be lower-case letters, digits, '-' or '_' (max 32)"
+            )
+        if not 0.0 <= after.importance <= 1.0:
+            raise ChangeError(f"importance must be between 0 and 1, not {after.importance}")
+        if len(after.tags) > lim.max_tags:
+            raise ChangeError(f"{len(after.tags)} tags; the limit is {lim.max_tags}")
+        for tag in after.tags:
+            if not tag.strip() or len(tag) > lim.max_tag_chars:
+                raise ChangeError(f"tags must be 1..{lim.max_tag_chars} characters")
+
+    def _check_transition(
+        self, event: MemoryEvent, before: MemoryState | None, after: MemoryState
+    ) -> None:
+        if isinstance(event, MemoryRemembered):
+            if before is not None:
+                raise ChangeError(f"memory {event.memory_id} already exists")
+            if (after.agent, after.instance) != (event.agent, event.instance):
+                raise IdentityError("a new memory must name its own writer as agent and instance")
+            if after.forgotten:
+                raise ChangeError("a new memory cannot start forgotten")
+            return
+        if before is None:
+            raise ChangeError(f"memory {event.memory_id} does not exist")
+        if before.forgotten:
+            raise ChangeError(f"memory {event.memory_id} is forgotten and cannot change")
+        fixed = ("id", "agent", "instance", "created_at", "private")
+        for name in fixed:
+            if getattr(before, name) != getattr(after, name):
+                raise ChangeError(f"field {name!r} is fixed when a memory is created")
+        changed_recall = {
+            k: v for k, v in after.recall.items() if before.recall.get(k) != v
+        }
+        if any(k != event.actor for k in changed_recall):
+            raise IdentityError("a writer may only advance its own recall counter")
+        if any(v < before.recall.get(k, 0) for k, v in changed_recall.items()):
+            raise ChangeError("a recall counter can only grow")
+        if isinstance(event, MemoryForgotten) and not after.forgotten:
+            raise ChangeError("a memory.forgotten event must set the tombstone")
+        if not isinstance(event, MemoryForgotten) and after.forgotten:
+            raise ChangeError(f"only memory.forgotten may forget; this is {event.type_name}")
+        if isinstance(event, MemoryReinforced):
+            same = after.as_dict() == before.as_dict() | {"recall_count": after.recall_count}
+            if not same or after.recall_count != before.recall_count + 1:
+                raise ChangeError("memory.reinforced must only add one to the recall count")
+
+    # -- records ------------------------------------------------------------------------
+
+    @staticmethod
+    def rejection(
+        err: Rejected, *, event: MemoryEvent | None, event_id: str, agent: str | None,
+        instance: str | None,
+    ) -> RejectionRecord:
+        """The audit record of a refusal: who, what check, why — never the content."""
+        return RejectionRecord(
+            event_id=event.id if event is not None else event_id,
+            type=event.type_name if event is not None else None,
+            agent=agent,
+            instance=instance,
+            memory_id=event.memory_id if event is not None else None,
+            check=err.check,
+            kind="law" if isinstance(err, LawViolation) else "check",
+            reason=err.reason,
+            where=err.where if isinstance(err, LawViolation) else None,
+        )

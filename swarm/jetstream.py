@@ -1,0 +1,350 @@
+"""The only module that talks to NATS JetStream.
+
+Streams (per swarm, see :mod:`swarm.subjects`):
+
+* INBOX    proposals; work-queue retention, file storage, 2 min dedup window.
+* LOG      accepted events; limits retention, file storage, never expires,
+           deletes and purges denied, a dedup window keyed by event id.
+* REJECTED rejection records (no content); bounded by age and count.
+
+Every publish is acknowledged and every acknowledgement is checked: pipelined
+appends gather their acks with a deadline and report each failure, never
+swallow it (nats.py's ``publish_async`` futures have no timeout of their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from swarm.errors import ConnectionFailed, SwarmError, Timeout
+from swarm.subjects import Subjects
+
+__all__ = ["Appended", "Closed", "JetStreamLog", "LogSettings", "StoredMessage", "connect"]
+
+DAY = 86_400.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Stream settings. ``replicas`` is 1 on one server, 3 on a cluster."""
+
+    replicas: int = 1
+    dedup_window: float = 3_600.0
+    inbox_max_age: float = 7 * DAY
+    rejected_max_age: float = 90 * DAY
+    rejected_max_msgs: int = 1_000_000
+    ack_timeout: float = 10.0
+
+
+class Closed(Exception):  # noqa: N818 - a signal, not a failure
+    """The connection is closing: consumer loops end quietly."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    seq: int
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The outcome of one pipelined append: a sequence, or the error."""
+
+    seq: int | None
+    duplicate: bool = False
+    error: Exception | None = None
+
+
+async def connect(url: str, *, name: str = "swarm", timeout: float = 5.0) -> NATS:
+    """Connect with unlimited reconnects (nats.py's default gives up after ~2 min)."""
+
+    async def _quiet(_err: Exception) -> None:
+        return None
+
+    try:
+        return await nats.connect(
+            url,
+            name=name,
+            connect_timeout=timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            allow_reconnect=True,
+            error_cb=_quiet,
+        )
+    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as err:
+        raise ConnectionFailed(
+            f"cannot reach NATS at {url}: is `swarm up` running? ({type(err).__name__})"
+        ) from None
+
+
+class JetStreamLog:
+    """Streams, appends and reads for one swarm."""
+
+    def __init__(self, nc: NATS, subjects: Subjects, settings: LogSettings | None = None) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=10.0)
+        self.subjects = subjects
+        self.settings = settings or LogSettings()
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def _configs(self) -> list[StreamConfig]:
+        s, cfg = self.subjects, self.settings
+        return [
+            StreamConfig(
+                name=s.inbox_stream,
+                subjects=[s.inbox_all],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                max_age=cfg.inbox_max_age,
+                duplicate_window=120.0,
+                num_replicas=cfg.replicas,
+                description="swarm proposals awaiting the gate",
+            ),
+            StreamConfig(
+                name=s.log_stream,
+                subjects=[s.log_all],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=cfg.dedup_window,
+                num_replicas=cfg.replicas,
+                deny_delete=True,
+                deny_purge=True,
+                allow_direct=True,
+                description="swarm accepted events: the source of truth",
+            ),
+            StreamConfig(
+                name=s.rejected_stream,
+                subjects=[s.rejected_all],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=cfg.rejected_max_age,
+                max_msgs=cfg.rejected_max_msgs,
+                discard=DiscardPolicy.OLD,
+                num_replicas=cfg.replicas,
+                description="swarm rejected proposals (content withheld)",
+            ),
+        ]
+
+    async def ensure_streams(self) -> None:
+        """Create the streams, or update them to these settings: safe to repeat."""
+        for config in self._configs():
+            try:
+                await self.js.stream_info(config.name)
+            except nats.js.errors.NotFoundError:
+                await self._call(self.js.add_stream(config), f"create stream {config.name}")
+                continue
+            await self._call(self.js.update_stream(config), f"update stream {config.name}")
+
+    async def _call(self, aw: Awaitable[T], what: str) -> T:
+        try:
+            return await aw
+        except nats.js.errors.APIError as err:
+            raise SwarmError(f"JetStream refused to {what}: {err.description}") from None
+        except (TimeoutError, nats.errors.TimeoutError):
+            raise Timeout(f"JetStream did not answer in time to {what}") from None
+        except nats.errors.NoRespondersError:
+            raise ConnectionFailed(f"JetStream is not enabled on this server ({what})") from None
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def propose(
+        self, agent: str, instance: str, data: bytes, *, event_id: str, headers: Mapping[str, str]
+    ) -> int:
+        """Publish a proposal to the instance's inbox; returns its INBOX sequence.
+
+        No inbox dedup id: a retried proposal must reach the gate again, which
+        recognises the event id and answers with the original receipt.
+        """
+        hdrs = {"Swarm-Event-Id": event_id, **headers}
+        ack = await self._call(
+            self.js.publish(
+                self.subjects.inbox(agent, instance),
+                data,
+                headers=hdrs,
+                timeout=self.settings.ack_timeout,
+            ),
+            "accept the proposal into the inbox",
+        )
+        return int(ack.seq)
+
+    async def append_many(
+        self, items: Sequence[tuple[str, bytes, Mapping[str, str]]]
+    ) -> list[Appended]:
+        """Pipelined publishes, in order, each ack checked: (subject, data, headers)."""
+        futures: list[asyncio.Future[object]] = []
+        for subject, data, headers in items:
+            try:
+                futures.append(await self.js.publish_async(subject, data, headers=dict(headers)))
+            except Exception as err:
+                failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+                failed.set_exception(err)
+                futures.append(failed)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self.settings.ack_timeout
+            )
+        except TimeoutError:
+            results = [
+                f.result() if f.done() and not f.exception() else Timeout("no ack from JetStream")
+                for f in futures
+            ]
+            for f in futures:
+                f.cancel()
+        out: list[Appended] = []
+        for result in results:
+            if isinstance(result, Exception):
+                out.append(Appended(seq=None, error=result))
+            else:
+                out.append(Appended(seq=int(result.seq), duplicate=bool(result.duplicate)))  # type: ignore[attr-defined]
+        return out
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def last_seq(self, stream: str | None = None) -> int:
+        info = await self._call(
+            self.js.stream_info(stream or self.subjects.log_stream), "read the stream state"
+        )
+        return int(info.state.last_seq)
+
+    async def message_count(self, stream: str) -> int:
+        info = await self._call(self.js.stream_info(stream), "read the stream state")
+        return int(info.state.messages)
+
+    async def memory_exists(self, memory_id: str) -> bool:
+        try:
+            await self.js.get_last_msg(self.subjects.log_stream, self.subjects.log_of_memory(memory_id))
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
+
+    async def read_memory(self, memory_id: str) -> list[StoredMessage]:
+        """Every log message of one memory, in order (direct gets by subject)."""
+        out: list[StoredMessage] = []
+        subject = self.subjects.log_of_memory(memory_id)
+        seq = 1
+        while True:
+            try:
+                raw = await self.js.get_msg(
+                    self.subjects.log_stream, seq, subject=subject, next=True, direct=True
+                )
+            except nats.js.errors.NotFoundError:
+                return out
+            out.append(
+                StoredMessage(
+                    seq=int(raw.seq or 0),
+                    subject=raw.subject or "",
+                    data=raw.data or b"",
+                    headers=dict(raw.headers or {}),
+                )
+            )
+            seq = int(raw.seq or 0) + 1
+
+    async def read(
+        self,
+        *,
+        stream: str | None = None,
+        start_seq: int = 1,
+        until_seq: int | None = None,
+        follow: bool = False,
+        batch: int = 500,
+    ) -> AsyncIterator[list[StoredMessage]]:
+        """Ordered batches from ``start_seq`` (an ephemeral, unacknowledged consumer).
+
+        Stops at the end of the stream (or ``until_seq``) unless ``follow``.
+        """
+        stream = stream or self.subjects.log_stream
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq),
+            inactive_threshold=30.0,
+        )
+        end = until_seq if until_seq is not None else (None if follow else await self.last_seq(stream))
+        if end is not None and end < start_seq:
+            return
+        sub = await self.js.pull_subscribe("", stream=stream, config=config)
+        try:
+            while True:
+                msgs = await self.fetch(sub, batch, 1.0)
+                if not msgs:
+                    if follow:
+                        continue
+                    return
+                out = []
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if end is not None and seq > end:
+                        break
+                    out.append(
+                        StoredMessage(
+                            seq=seq, subject=msg.subject, data=msg.data, headers=dict(msg.headers or {})
+                        )
+                    )
+                if out:
+                    yield out
+                if end is not None and (not out or out[-1].seq >= end):
+                    return
+        finally:
+            await sub.unsubscribe()
+
+    @staticmethod
+    async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
+        """Up to ``batch`` messages; [] when none arrive in ``timeout``.
+
+        Raises :class:`Closed` once the connection is closing.
+        """
+        try:
+            return await sub.fetch(batch, timeout=timeout)
+        except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+            raise Closed from None
+
+    async def durable_pull(
+        self, *, stream: str, durable: str, filter_subject: str, start_seq: int, ack_all: bool,
+        max_ack_pending: int = 20_000,
+    ) -> JetStreamContext.PullSubscription:
+        """A durable pull consumer starting at ``start_seq``; recreated if it starts elsewhere."""
+        config = ConsumerConfig(
+            durable_name=durable,
+            ack_policy=AckPolicy.ALL if ack_all else AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq > 1 else DeliverPolicy.ALL,
+            opt_start_seq=start_seq if start_seq > 1 else None,
+            filter_subject=filter_subject,
+            ack_wait=30.0,
+            max_ack_pending=max_ack_pending,
+            max_deliver=-1,
+        )
+        try:
+            info = await self.js.consumer_info(stream, durable)
+            if ack_all and info.ack_floor is not None and (info.ack_floor.stream_seq or 0) + 1 != start_seq:
+                await self.js.delete_consumer(stream, durable)
+        except nats.js.errors.NotFoundError:
+            pass
+        return await self._call(
+            self.js.pull_subscribe(filter_subject, durable=durable, stream=stream, config=config),
+            f"create consumer {durable}",
+        )

@@ -1,0 +1,74 @@
+"""Tracing at the edges: W3C trace context carried in NATS message headers.
+
+The core depends on the OpenTelemetry *API* only; with no SDK configured every
+span is a no-op. :func:`configure` (called by the CLI and the service) installs
+the SDK when the standard ``OTEL_*`` variables ask for an exporter.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+
+__all__ = ["configure", "extract", "inject", "tracer"]
+
+tracer = trace.get_tracer("swarm-memory")
+
+
+def inject(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers carrying the current trace context (``traceparent``, ``tracestate``)."""
+    carrier: dict[str, str] = {} if headers is None else headers
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract(headers: Mapping[str, str] | None) -> Context:
+    return propagate.extract(dict(headers or {}))
+
+
+def trace_id_hex() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+_configured = False
+
+
+def configure(service_name: str = "swarm-memory") -> None:
+    """Install the OTel SDK if ``OTEL_TRACES_EXPORTER`` asks for one (console or otlp)."""
+    global _configured  # noqa: PLW0603 - one process-wide provider
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    if _configured or exporter_name in ("", "none"):
+        return
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - SDK only at the edge
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+
+    exporter: SpanExporter
+    if exporter_name == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter,
+            )
+        except ImportError:
+            return
+        exporter = OTLPSpanExporter()
+    name = os.environ.get("OTEL_SERVICE_NAME", service_name)
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = True
+
+
+def attrs(**values: Any) -> dict[str, Any]:
+    return {f"swarm.{k}": v for k, v in values.items() if v is not None}
