@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from swarm import telemetry
 from swarm.client import SwarmClient
 from swarm.errors import ConfigError, Rejected, SwarmError
 from swarm.events import Receipt
@@ -108,6 +109,8 @@ def _receipt(ctx: Ctx, receipt: Receipt, verb: str) -> None:
 @click.version_option(package_name="swarm-memory")
 def main() -> None:
     """Swarm Memory: one shared, trustworthy memory for a swarm of AI agents."""
+    telemetry.configure_logging("warning")
+    telemetry.configure()
 
 
 # -- the service ---------------------------------------------------------------------------
@@ -126,6 +129,8 @@ def up(data_dir: str, port: int, nats_url: str | None, sync_interval: str, name:
        as_json: bool) -> None:
     """Start the service (and an embedded nats-server) until Ctrl-C."""
     from cli.stack import run_stack  # noqa: PLC0415 - heavy imports only for `up`
+
+    telemetry.configure_logging("info")
 
     try:
         asyncio.run(run_stack(Path(data_dir), port=port, nats_url=nats_url,
@@ -315,16 +320,6 @@ async def status(ctx: Ctx) -> None:
         return "\n".join(f"{k:<18} {v}" for k, v in d.items())
 
     emit(ctx, data, human)
-
-
-def entry() -> None:  # pragma: no cover - console script guard
-    if os.environ.get("SWARM_DEBUG"):
-        main()
-        return
-    try:
-        main()
-    except ConfigError as err:
-        _fail(str(err))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -147,7 +147,9 @@ class SwarmService:
                 task.cancel()
         self._tasks.clear()
         if self.log is not None and not self.log.nc.is_closed:
-            await self.log.nc.drain()
+            # Every loop has ended; nothing is in flight, so close (drain can wait 30 s on
+            # the pull subscriptions' pending requests).
+            await self.log.nc.close()
         if self.projector is not None:
             self.projector.recall_store.close()
         if self.store is not None:

@@ -16,6 +16,7 @@ the failed check or law.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import json
 import threading
@@ -105,7 +106,9 @@ class SwarmClient:
         for fut in self._waiting.values():
             fut.cancel()
         if not self.log.nc.is_closed:
-            await self.log.nc.drain()
+            with contextlib.suppress(Exception):
+                await self.log.nc.flush(timeout=2)
+            await self.log.nc.close()
 
     async def __aenter__(self) -> SwarmClient:
         return self

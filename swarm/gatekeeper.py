@@ -111,18 +111,14 @@ class GateWorker:
         log.info("gate_started", swarm=self.gate.swarm, law_set=self.gate.laws.version)
         try:
             while not stop.is_set():
-                try:
-                    msgs = await sub.fetch(self.batch, timeout=0.5)
-                except nats.errors.TimeoutError:
-                    continue
-                except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                    return
-                await self.process(msgs)
+                msgs = await self.log.fetch(sub, self.batch, 0.5)
+                if msgs:
+                    await self.process(msgs)
+        except Closed:
+            return
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-            except Exception:
-                pass
 
     async def process(self, msgs: list[Msg]) -> None:
         items = [self._parse(msg) for msg in msgs]
@@ -231,7 +227,10 @@ class GateWorker:
                 instance=item.instance,
             )
             subject = self.log.subjects.rejected(item.agent or "unknown")
-            batch.append((subject, encode(record), {"Nats-Msg-Id": f"rej-{record.event_id}"}))
+            # Keyed by the proposal's INBOX sequence: a redelivery dedups, distinct
+            # proposals never do (their event ids may be missing or forged).
+            dedup = f"rej-{item.msg.metadata.sequence.stream}"
+            batch.append((subject, encode(record), {"Nats-Msg-Id": dedup}))
             log.info("rejected", event_id=record.event_id, agent=record.agent, check=record.check,
                      reason=record.reason)
         for item, result in zip(todo, await self.log.append_many(batch), strict=True):

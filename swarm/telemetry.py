@@ -72,3 +72,40 @@ def configure(service_name: str = "swarm-memory") -> None:
 
 def attrs(**values: Any) -> dict[str, Any]:
     return {f"swarm.{k}": v for k, v in values.items() if v is not None}
+
+
+def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> None:
+    """structlog to stderr: JSON lines (with trace/span ids) or console, at ``level``.
+
+    ``SWARM_LOG_LEVEL`` and ``SWARM_LOG_FORMAT`` (``json``/``console``) override.
+    """
+    import logging  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
+
+    level = os.environ.get("SWARM_LOG_LEVEL", level).upper()
+    fmt = os.environ.get("SWARM_LOG_FORMAT")
+    as_json = (fmt == "json") if fmt else bool(json_logs)
+
+    def add_trace(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event["trace_id"] = format(ctx.trace_id, "032x")
+            event["span_id"] = format(ctx.span_id, "016x")
+        return event
+
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            add_trace,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
