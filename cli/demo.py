@@ -62,15 +62,19 @@ async def _story(url: str) -> None:
         deploy, coffee, review = await asyncio.gather(
             cloud.remember(
                 "The staging database moves to eu-west-2 on Friday at 18:00 UTC",
-                kind="fact", tags=["ops", "database"], importance=0.8,
+                kind="fact",
+                tags=["ops", "database"],
+                importance=0.8,
             ),
             laptop.remember(
                 "Brad prefers short status updates with the blockers first",
-                kind="preference", tags=["team"],
+                kind="preference",
+                tags=["team"],
             ),
             ann.remember(
                 "Code review checklist: tests, migration plan, rollback notes",
-                kind="procedure", tags=["process"],
+                kind="procedure",
+                tags=["process"],
             ),
         )
         for who, r in (("brad@cloud", deploy), ("brad@laptop", coffee), ("ann@desk", review)):
@@ -80,7 +84,8 @@ async def _story(url: str) -> None:
         show("cloud changes the time, laptop adds a tag; both reinforce it")
         results = await asyncio.gather(
             cloud.update(
-                deploy.id, content="The staging database moves to eu-west-2 on Saturday at 09:00 UTC"
+                deploy.id,
+                content="The staging database moves to eu-west-2 on Saturday at 09:00 UTC",
             ),
             laptop.update(deploy.id, add_tags=["migration"]),
             cloud.reinforce(deploy.id),
@@ -108,8 +113,10 @@ async def _story(url: str) -> None:
         theirs = await ann.recall("moving to Postgres", after=note.seq)
         show(f"brad recalls 'moving to Postgres': found = {any(h['id'] == note.id for h in mine)}")
         leaked = any(h["id"] == note.id for h in theirs)
-        show(f"ann recalls 'moving to Postgres':  found = {leaked}"
-             f"{'  <- LEAK' if leaked else '  (private to brad)'}")
+        show(
+            f"ann recalls 'moving to Postgres':  found = {leaked}"
+            f"{'  <- LEAK' if leaked else '  (private to brad)'}"
+        )
 
         say("6/7", "ann recalls what brad's instances wrote (hybrid semantic + full-text search)")
         for hit in await ann.recall("when does the staging database move?", k=3):
@@ -125,8 +132,8 @@ async def _story(url: str) -> None:
             )
         status = await ann.status()
         show(
-            f"log seq {status['log_seq']}, projected {status['projected_seq']}, lag {status['lag']}, "
-            f"{status['memories']} memories, {status['rejected']} rejected"
+            f"log seq {status['log_seq']}, projected {status['projected_seq']}, "
+            f"lag {status['lag']}, {status['memories']} memories, {status['rejected']} rejected"
         )
     finally:
         await asyncio.gather(cloud.close(), laptop.close(), ann.close())

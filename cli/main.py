@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import signal
 import socket
 import sys
@@ -22,7 +21,7 @@ import click
 
 from swarm import telemetry
 from swarm.client import SwarmClient
-from swarm.errors import ConfigError, Rejected, SwarmError
+from swarm.errors import Rejected, SwarmError
 from swarm.events import Receipt
 
 T = TypeVar("T")
@@ -37,7 +36,13 @@ def _default_instance() -> str:
 
 class Ctx:
     def __init__(self, url: str, name: str, agent: str, instance: str, as_json: bool) -> None:
-        self.url, self.name, self.agent, self.instance, self.as_json = url, name, agent, instance, as_json
+        self.url, self.name, self.agent, self.instance, self.as_json = (
+            url,
+            name,
+            agent,
+            instance,
+            as_json,
+        )
 
     async def client(self) -> SwarmClient:
         return await SwarmClient.connect(
@@ -70,22 +75,42 @@ def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T | None]:
 
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--url", envvar="SWARM_URL", default=DEFAULT_URL, show_default=True,
-                     help="NATS server of the swarm (env SWARM_URL)."),
-        click.option("--name", envvar="SWARM_NAME", default="default", show_default=True,
-                     help="Swarm name (env SWARM_NAME)."),
-        click.option("--agent", envvar="SWARM_AGENT", default="cli", show_default=True,
-                     help="Agent identity (env SWARM_AGENT)."),
-        click.option("--instance", envvar="SWARM_INSTANCE", default=None,
-                     help="Instance of the agent (env SWARM_INSTANCE; default: host name)."),
+        click.option(
+            "--url",
+            envvar="SWARM_URL",
+            default=DEFAULT_URL,
+            show_default=True,
+            help="NATS server of the swarm (env SWARM_URL).",
+        ),
+        click.option(
+            "--name",
+            envvar="SWARM_NAME",
+            default="default",
+            show_default=True,
+            help="Swarm name (env SWARM_NAME).",
+        ),
+        click.option(
+            "--agent",
+            envvar="SWARM_AGENT",
+            default="cli",
+            show_default=True,
+            help="Agent identity (env SWARM_AGENT).",
+        ),
+        click.option(
+            "--instance",
+            envvar="SWARM_INSTANCE",
+            default=None,
+            help="Instance of the agent (env SWARM_INSTANCE; default: host name).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
     ]
     for option in reversed(options):
         fn = option(fn)
 
     @functools.wraps(fn)
-    def wrapper(url: str, name: str, agent: str, instance: str | None, as_json: bool,
-                **kwargs: Any) -> Any:
+    def wrapper(
+        url: str, name: str, agent: str, instance: str | None, as_json: bool, **kwargs: Any
+    ) -> Any:
         ctx = Ctx(url, name, agent, instance or _default_instance(), as_json)
         return fn(ctx, **kwargs)
 
@@ -100,8 +125,13 @@ def emit(ctx: Ctx, data: Any, human: Callable[[Any], str]) -> None:
 
 
 def _receipt(ctx: Ctx, receipt: Receipt, verb: str) -> None:
-    data = {"id": receipt.id, "seq": receipt.seq, "event_id": receipt.event_id,
-            "duplicate": receipt.duplicate, "flags": [f.model_dump() for f in receipt.flags]}
+    data = {
+        "id": receipt.id,
+        "seq": receipt.seq,
+        "event_id": receipt.event_id,
+        "duplicate": receipt.duplicate,
+        "flags": [f.model_dump() for f in receipt.flags],
+    }
     emit(ctx, data, lambda d: f"{verb} {d['id']} (log seq {d['seq']})")
 
 
@@ -117,25 +147,51 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--data", "data_dir", default=".swarm", show_default=True, type=click.Path(),
-              help="Data directory (NATS store, DuckDB, LanceDB).")
+@click.option(
+    "--data",
+    "data_dir",
+    default=".swarm",
+    show_default=True,
+    type=click.Path(),
+    help="Data directory (NATS store, DuckDB, LanceDB).",
+)
 @click.option("--port", default=4222, show_default=True, help="Port of the embedded nats-server.")
-@click.option("--nats", "nats_url", default=None, help="Use this NATS server instead of embedding one.")
-@click.option("--sync", "sync_interval", default="always", show_default=True,
-              help="JetStream sync_interval of the embedded server: 'always' or a duration like 1s.")
-@click.option("--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name.")
-@click.option("--json", "as_json", is_flag=True, help="Print where everything is as JSON, then run.")
-def up(data_dir: str, port: int, nats_url: str | None, sync_interval: str, name: str,
-       as_json: bool) -> None:
+@click.option(
+    "--nats", "nats_url", default=None, help="Use this NATS server instead of embedding one."
+)
+@click.option(
+    "--sync",
+    "sync_interval",
+    default="always",
+    show_default=True,
+    help="JetStream sync_interval of the embedded server: 'always' or a duration like 1s.",
+)
+@click.option(
+    "--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print where everything is as JSON, then run."
+)
+def up(
+    data_dir: str, port: int, nats_url: str | None, sync_interval: str, name: str, as_json: bool
+) -> None:
     """Start the service (and an embedded nats-server) until Ctrl-C."""
     from cli.stack import run_stack  # noqa: PLC0415 - heavy imports only for `up`
 
     telemetry.configure_logging("info")
 
     try:
-        asyncio.run(run_stack(Path(data_dir), port=port, nats_url=nats_url,
-                              sync_interval=sync_interval, swarm=name, as_json=as_json,
-                              install_signals=True))
+        asyncio.run(
+            run_stack(
+                Path(data_dir),
+                port=port,
+                nats_url=nats_url,
+                sync_interval=sync_interval,
+                swarm=name,
+                as_json=as_json,
+                install_signals=True,
+            )
+        )
     except SwarmError as err:
         _fail(str(err))
     except KeyboardInterrupt:
@@ -165,12 +221,14 @@ def demo(keep: bool) -> None:
 @click.option("--private", is_flag=True, help="Only this agent may read it.")
 @connection_options
 @run_async
-async def remember(ctx: Ctx, text: str, kind: str, tags: tuple[str, ...], importance: float,
-                   private: bool) -> None:
+async def remember(
+    ctx: Ctx, text: str, kind: str, tags: tuple[str, ...], importance: float, private: bool
+) -> None:
     """Store a new memory; prints its id and log sequence."""
     async with await ctx.client() as client:
-        receipt = await client.remember(text, kind=kind, tags=tags, importance=importance,
-                                        private=private)
+        receipt = await client.remember(
+            text, kind=kind, tags=tags, importance=importance, private=private
+        )
     _receipt(ctx, receipt, "remembered")
 
 
@@ -182,12 +240,19 @@ async def remember(ctx: Ctx, text: str, kind: str, tags: tuple[str, ...], import
 @click.option("--importance", type=float, default=None, help="0..1")
 @connection_options
 @run_async
-async def update(ctx: Ctx, memory_id: str, text: str | None, tags: tuple[str, ...],
-                 untags: tuple[str, ...], importance: float | None) -> None:
+async def update(
+    ctx: Ctx,
+    memory_id: str,
+    text: str | None,
+    tags: tuple[str, ...],
+    untags: tuple[str, ...],
+    importance: float | None,
+) -> None:
     """Change a memory's content, tags or importance."""
     async with await ctx.client() as client:
-        receipt = await client.update(memory_id, content=text, add_tags=tags, remove_tags=untags,
-                                      importance=importance)
+        receipt = await client.update(
+            memory_id, content=text, add_tags=tags, remove_tags=untags, importance=importance
+        )
     _receipt(ctx, receipt, "updated")
 
 
@@ -274,8 +339,15 @@ async def history(ctx: Ctx, memory_id: str, after: int | None) -> None:
 @click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
 @connection_options
 @run_async
-async def recall(ctx: Ctx, query: str, k: int, after: int | None, by_agent: str | None,
-                 kind: str | None, tags: tuple[str, ...]) -> None:
+async def recall(
+    ctx: Ctx,
+    query: str,
+    k: int,
+    after: int | None,
+    by_agent: str | None,
+    kind: str | None,
+    tags: tuple[str, ...],
+) -> None:
     """Hybrid (semantic + full-text) search over the memories you may see."""
     async with await ctx.client() as client:
         results = await client.recall(query, k=k, after=after, agent=by_agent, kind=kind, tags=tags)
@@ -284,7 +356,8 @@ async def recall(ctx: Ctx, query: str, k: int, after: int | None, by_agent: str 
         if not d["results"]:
             return "no memories found"
         return "\n".join(
-            f"{r['score']:.3f}  {r['id']}  {r['agent']:<10} {r['content'][:80]}" for r in d["results"]
+            f"{r['score']:.3f}  {r['id']}  {r['agent']:<10} {r['content'][:80]}"
+            for r in d["results"]
         )
 
     emit(ctx, {"results": results}, human)

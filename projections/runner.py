@@ -72,7 +72,7 @@ class Projector:
         known = {mid: self._cache[mid] for mid in memory_ids if mid in self._cache}
         missing = [mid for mid in memory_ids if mid not in known]
         if missing:
-            for mid, (doc, version) in self.store.load_docs(missing).items():
+            for mid, (doc, version) in self.store.load_docs_with_version(missing).items():
                 known[mid] = Projected(MemoryDoc.load(doc), version)
         return known
 
@@ -161,6 +161,7 @@ class Projector:
             filter_subject=s.log_all,
             start_seq=self.store.checkpoint() + 1,
             ack_all=True,
+            fresh=True,
         )
         log.info("projector_started", swarm=s.swarm, from_seq=self.store.checkpoint() + 1)
         try:
@@ -168,6 +169,11 @@ class Projector:
                 msgs = await self.log.fetch(sub, self.batch, 0.5)
                 if not msgs:
                     continue
+                first = msgs[0].metadata.sequence.stream
+                if first > self._projected + 1:
+                    # The log has no gaps (deletes are denied): a gap means a late
+                    # redelivery or a lost message. Start over from the checkpoint.
+                    raise SwarmError(f"log gap: expected seq {self._projected + 1}, got {first}")
                 stored = [
                     StoredMessage(
                         seq=m.metadata.sequence.stream,
@@ -205,7 +211,7 @@ class Projector:
 
     # -- reads (the Views protocol) -------------------------------------------------------
 
-    async def wait_for(self, seq: int, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_for(self, seq: int, timeout: float) -> None:
         if self._projected >= seq:
             return
         await wait_until(
@@ -235,7 +241,12 @@ class Projector:
         tags: list[str],
     ) -> list[dict[str, Any]]:
         hits = await asyncio.to_thread(
-            self.recall_store.search, query, k=k, requester=requester, agent=agent, kind=kind,
+            self.recall_store.search,
+            query,
+            k=k,
+            requester=requester,
+            agent=agent,
+            kind=kind,
             tags=tags,
         )
         return [dict(hit) for hit in hits]

@@ -83,7 +83,9 @@ class SwarmService:
             await self.log.ensure_streams()
         except nats.errors.NoRespondersError:
             await nc.close()
-            raise SwarmError(f"JetStream is not enabled on {self.url} (start nats-server with -js)") from None
+            raise SwarmError(
+                f"JetStream is not enabled on {self.url} (start nats-server with -js)"
+            ) from None
         duck_path, lance_path = store_paths(self.data_dir, self.subjects.swarm)
         duck_path.parent.mkdir(parents=True, exist_ok=True)
         self.store = DuckStore(duck_path)
@@ -113,8 +115,12 @@ class SwarmService:
         assert self.log is not None and self.store is not None
         s, store = self.subjects, self.store
         sub = await self.log.durable_pull(
-            stream=s.rejected_stream, durable="rejections", filter_subject=s.rejected_all,
-            start_seq=store.checkpoint("rejections") + 1, ack_all=True,
+            stream=s.rejected_stream,
+            durable="rejections",
+            filter_subject=s.rejected_all,
+            start_seq=store.checkpoint("rejections") + 1,
+            ack_all=True,
+            fresh=True,
         )
         while not self._stop.is_set():
             try:
@@ -126,7 +132,12 @@ class SwarmService:
             rows = []
             for m in msgs:
                 record = decode_rejection(m.data)
-                rows.append({"seq": m.metadata.sequence.stream, **record.model_dump(exclude={"schema_version"})})
+                rows.append(
+                    {
+                        "seq": m.metadata.sequence.stream,
+                        **record.model_dump(exclude={"schema_version"}),
+                    }
+                )
             await asyncio.to_thread(store.apply_rejections, rows, rows[-1]["seq"])
             await msgs[-1].ack()
 
@@ -142,7 +153,7 @@ class SwarmService:
         if self.api is not None:
             await self.api.stop()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:
                 task.cancel()
         self._tasks.clear()
@@ -160,6 +171,9 @@ class SwarmService:
         return await self.start()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()

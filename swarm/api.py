@@ -52,7 +52,9 @@ class Views(Protocol):
 
     async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None: ...
 
-    async def history(self, memory_id: str, requester: str | None) -> list[dict[str, Any]] | None: ...
+    async def history(
+        self, memory_id: str, requester: str | None
+    ) -> list[dict[str, Any]] | None: ...
 
     async def recall(
         self,
@@ -108,7 +110,10 @@ class ReadApi:
             except SwarmError as err:
                 body = {"ok": False, "error": {"type": type(err).__name__, "message": str(err)}}
             except (ValueError, TypeError, KeyError) as err:
-                body = {"ok": False, "error": {"type": "BadRequest", "message": f"bad request: {err}"}}
+                body = {
+                    "ok": False,
+                    "error": {"type": "BadRequest", "message": f"bad request: {err}"},
+                }
             except Exception as err:
                 log.exception("api_error", op=op)
                 body = {"ok": False, "error": {"type": "InternalError", "message": str(err)}}
@@ -178,7 +183,9 @@ class ReadApi:
         }
 
 
-async def wait_until(condition: asyncio.Condition, predicate: Any, timeout: float, what: str) -> None:
+async def wait_until(
+    condition: asyncio.Condition, predicate: Any, timeout: float, what: str
+) -> None:
     """Wait on ``condition`` for ``predicate()``; Timeout names ``what``."""
     async with condition:
         try:

@@ -16,8 +16,8 @@ the failed check or law.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -114,7 +114,10 @@ class SwarmClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -192,6 +195,8 @@ class SwarmClient:
             doc = MemoryDoc.load(base64.b64decode(reply["doc"]))
             with author(doc, self.actor) as (edit, out):
                 edit_fn(edit)
+            if not out:  # nothing to change: no event; the memory stays at its last seq
+                return Receipt(id=memory_id, seq=int(reply["seq"]), event_id="", duplicate=True)
             return await self._propose(cls, memory_id, out, **extra)
 
     async def _propose(
@@ -210,7 +215,8 @@ class SwarmClient:
         data = encode(event)
         loop = asyncio.get_running_loop()
         with telemetry.tracer.start_as_current_span(
-            f"swarm.{event.type_name}", attributes=telemetry.attrs(event_id=event.id, memory_id=memory_id)
+            f"swarm.{event.type_name}",
+            attributes=telemetry.attrs(event_id=event.id, memory_id=memory_id),
         ):
             headers = telemetry.inject({REPLY_HEADER: self._reply})
             for attempt in range(3):
@@ -259,21 +265,39 @@ class SwarmClient:
     # -- reads ----------------------------------------------------------------------------
 
     async def _request(self, op: str, body: dict[str, Any]) -> Any:
+        """One read request (reads are idempotent).
+
+        Rides out a service restart: "no responders" and a lost answer are retried
+        with backoff until the client's timeout is spent.
+        """
         ctx_headers = telemetry.inject({})
-        try:
-            msg = await self.log.nc.request(
-                self.subjects.api(op),
-                json.dumps(body).encode(),
-                timeout=self.timeout + float(body.get("timeout", 0)),
-                headers=ctx_headers or None,
-            )
-        except nats.errors.NoRespondersError:
-            raise ConnectionFailed(
-                f"no Swarm Memory service answers for swarm {self.subjects.swarm!r}: "
-                "start one with `swarm up`"
-            ) from None
-        except nats.errors.TimeoutError:
-            raise Timeout(f"the service did not answer {op} in {self.timeout:.0f}s") from None
+        loop = asyncio.get_running_loop()
+        server_wait = float(body.get("timeout", 0))
+        deadline = loop.time() + self.timeout + server_wait
+        pause = 0.05
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                msg = await self.log.nc.request(
+                    self.subjects.api(op),
+                    json.dumps(body).encode(),
+                    timeout=max(0.1, min(remaining, server_wait + 3.0)),
+                    headers=ctx_headers or None,
+                )
+                break
+            except nats.errors.NoRespondersError:
+                if loop.time() + pause > deadline:
+                    raise ConnectionFailed(
+                        f"no Swarm Memory service answers for swarm {self.subjects.swarm!r}: "
+                        "start one with `swarm up`"
+                    ) from None
+            except nats.errors.TimeoutError:
+                if loop.time() + pause > deadline:
+                    raise Timeout(
+                        f"the service did not answer {op} in {self.timeout + server_wait:.0f}s"
+                    ) from None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
         answer = json.loads(msg.data)
         if answer.get("ok"):
             return answer["result"]
@@ -299,7 +323,9 @@ class SwarmClient:
 
     async def history(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
         """Every version of the memory: seq, agent, instance, type, time and state."""
-        result: dict[str, Any] = await self._request("history", self._read({"id": memory_id}, after))
+        result: dict[str, Any] = await self._request(
+            "history", self._read({"id": memory_id}, after)
+        )
         return result
 
     async def recall(
@@ -355,7 +381,9 @@ class SyncSwarmClient:
         timeout: float = 10.0,
     ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="swarm-client")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="swarm-client"
+        )
         self._thread.start()
         self._client = self._call(
             SwarmClient.connect(url, swarm=swarm, agent=agent, instance=instance, timeout=timeout)
@@ -400,4 +428,3 @@ class SyncSwarmClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

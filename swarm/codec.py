@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from swarm.errors import SchemaError
 from swarm.events import (
@@ -40,9 +40,11 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 CURRENT_VERSION = 1
 
-_proposal_adapter: TypeAdapter[
-    MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten
-] = TypeAdapter(MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten)
+Proposal = Annotated[
+    MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten,
+    Field(discriminator="type"),
+]
+_proposal_adapter: TypeAdapter[Proposal] = TypeAdapter(Proposal)
 
 
 def encode(model: MemoryEvent | LogRecord | RejectionRecord) -> bytes:
@@ -63,7 +65,9 @@ def _upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(err: ValidationError) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "event"
+    # Drop the discriminator tag pydantic puts first ("memory.updated.reason" -> "reason").
+    loc = [str(p) for p in first.get("loc", ()) if str(p) not in EVENT_TYPES]
+    where = ".".join(loc) or "event"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
@@ -83,7 +87,8 @@ def decode_proposal(raw: bytes) -> MemoryEvent:
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version < 1 or version > CURRENT_VERSION:
         raise SchemaError(
-            f"unsupported schema_version {version!r} for {kind} (this gate reads 1..{CURRENT_VERSION})"
+            f"unsupported schema_version {version!r} for {kind} "
+            f"(this gate reads 1..{CURRENT_VERSION})"
         )
     try:
         return _proposal_adapter.validate_python(_upcast(data), by_alias=True)

@@ -6,7 +6,8 @@ A memory document is a map at the root::
     content, kind                               registers (concurrent writes: one wins,
                                                 the same winner on every replica)
     importance                                  float register
-    tags        {tag: true}                     an add-wins set
+    tags        {tag: token}                    an add-wins set (every add writes a
+                                                fresh token, so it beats a concurrent remove)
     recall      {actor_hex: count}              a grow-only counter: each writer
                                                 process owns one key, the sum is the count
     forgotten, forgotten_reason                 the tombstone
@@ -37,6 +38,7 @@ __all__ = [
     "MemoryDoc",
     "MemoryState",
     "author",
+    "change_chunks",
     "instance_tag",
     "new_actor",
 ]
@@ -82,7 +84,14 @@ class MemoryState:
 
     def text_fields(self) -> dict[str, str | Sequence[str]]:
         """The fields a content law should read."""
-        return {"content": self.content, "kind": self.kind, "tags": list(self.tags)}
+        fields: dict[str, str | Sequence[str]] = {
+            "content": self.content,
+            "kind": self.kind,
+            "tags": list(self.tags),
+        }
+        if self.forgotten_reason:
+            fields["forgotten_reason"] = self.forgotten_reason
+        return fields
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,39 @@ class ChangeInfo:
     seq: int
     hash: str
     deps: tuple[str, ...]
+
+
+_MAGIC = bytes([0x85, 0x6F, 0x4A, 0x83])
+_CHANGE_CHUNKS = (1, 2)  # a change, a compressed change (0 would be a whole document)
+
+
+def change_chunks(data: bytes) -> list[int]:
+    """The chunk types in Automerge bytes (magic, checksum, type, LEB128 length, body).
+
+    Raises ChangeError if the bytes are not a well-formed sequence of chunks.
+    """
+    types: list[int] = []
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 4] != _MAGIC or len(data) < pos + 9:
+            raise ChangeError("not a valid Automerge change: bad chunk header")
+        kind = data[pos + 8]
+        pos += 9
+        length = shift = 0
+        while True:
+            if pos >= len(data) or shift > 35:
+                raise ChangeError("not a valid Automerge change: bad chunk length")
+            byte = data[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        pos += length
+        if pos > len(data):
+            raise ChangeError("not a valid Automerge change: truncated chunk")
+        types.append(kind)
+    return types
 
 
 def _is_panic(err: BaseException) -> bool:
@@ -182,9 +224,10 @@ def _scalar(doc: Document, key: str, expected: type | tuple[type, ...], default:
         raise ChangeError(f"memory field {key!r} is missing")
     value, _ = found
     if isinstance(value, ObjType):
-        raise ChangeError(f"memory field {key!r} must be a plain value, not a {value.name}")
+        raise ChangeError(f"memory field {key!r} must be a plain value, not an object")
     raw = value[1]
-    if isinstance(raw, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,)):
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(raw, bool) and bool not in allowed:
         raise ChangeError(f"memory field {key!r} has the wrong type")
     if not isinstance(raw, expected):
         raise ChangeError(f"memory field {key!r} has the wrong type ({type(raw).__name__})")
@@ -239,6 +282,10 @@ def _read_state(doc: Document) -> MemoryState:
 # -- authoring (the SDK side) ---------------------------------------------------------
 
 
+def _token() -> str:
+    return os.urandom(6).hex()
+
+
 class Editor:
     """Typed edits inside one Automerge transaction."""
 
@@ -278,7 +325,7 @@ class Editor:
         tx.put_object(ROOT, "recall", ObjType.Map)
         tag_obj = tx.put_object(ROOT, "tags", ObjType.Map)
         for tag in tags:
-            tx.put(tag_obj, tag, ScalarType.Boolean, True)
+            tx.put(tag_obj, tag, ScalarType.Str, _token())
 
     def set_content(self, content: str) -> None:
         self._tx.put(ROOT, "content", ScalarType.Str, content)
@@ -287,7 +334,9 @@ class Editor:
         self._tx.put(ROOT, "importance", ScalarType.F64, float(importance))
 
     def add_tag(self, tag: str) -> None:
-        self._tx.put(self._map_obj("tags"), tag, ScalarType.Boolean, True)
+        # A fresh value every time: re-adding a tag is a real operation, so it wins
+        # over a concurrent removal (add-wins), even if this writer saw the tag already.
+        self._tx.put(self._map_obj("tags"), tag, ScalarType.Str, _token())
 
     def remove_tag(self, tag: str) -> None:
         tags = self._map_obj("tags")
@@ -299,7 +348,8 @@ class Editor:
         key = self._actor.hex()
         found = self._tx.get(recall, key)
         current = found[0][1] if found is not None and not isinstance(found[0], ObjType) else 0
-        self._tx.put(recall, key, ScalarType.Int, int(current or 0) + 1)
+        count = current if isinstance(current, int) and not isinstance(current, bool) else 0
+        self._tx.put(recall, key, ScalarType.Int, count + 1)
 
     def forget(self, reason: str | None) -> None:
         self._tx.put(ROOT, "forgotten", ScalarType.Boolean, True)
@@ -310,7 +360,7 @@ class Editor:
 @contextmanager
 def author(base: MemoryDoc, actor: bytes) -> Iterator[tuple[Editor, list[bytes]]]:
     """Edit a copy of ``base`` as ``actor``; afterwards the list holds
-    ``[change_bytes, saved_doc_bytes]``.
+    ``[change_bytes, saved_doc_bytes]``, or nothing if the edit changed nothing.
 
     The copy is loaded from bytes and given the actor explicitly, so the
     writer's sequence numbers continue from the changes ``base`` already holds.
@@ -322,6 +372,7 @@ def author(base: MemoryDoc, actor: bytes) -> Iterator[tuple[Editor, list[bytes]]
     with doc.transaction() as tx:
         yield Editor(tx, actor), out
     changes = doc.get_changes(before)
-    if len(changes) != 1:
-        raise ChangeError("an edit must produce exactly one change (was it empty?)")
-    out.extend([changes[0].bytes, doc.save()])
+    if len(changes) > 1:  # pragma: no cover - one transaction makes at most one change
+        raise ChangeError("an edit must produce exactly one change")
+    if changes:  # an edit that changes nothing (a tag already there) leaves ``out`` empty
+        out.extend([changes[0].bytes, doc.save()])

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -122,6 +123,7 @@ class HashingEmbedder:
             raise ConfigError(f"hashing embedder dimension must be an integer >= 8, got {dim!r}")
         self._dim = dim
         self._name = f"hashing-{self.VERSION}-{dim}"
+        self._guard = threading.Lock()  # the memo tables are shared by all callers
         self._reset()
 
     def _reset(self) -> None:
@@ -186,14 +188,16 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str]) -> Matrix:
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts, not a single string")
-        if len(self._buckets) > _CACHE_LIMIT:
-            self._reset()
-        if len(texts) <= _CHUNK:
-            return self._embed_chunk(texts)
-        # Small chunks keep the sort in cache: ~2x faster than one big batch.
-        return np.concatenate(
-            [self._embed_chunk(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK)]
-        )
+        with self._guard:
+            if len(self._buckets) > _CACHE_LIMIT:
+                self._reset()
+            if len(texts) <= _CHUNK:
+                return self._embed_chunk(texts)
+            # Small chunks keep the sort in cache: ~2x faster than one big batch.
+            chunks = [
+                self._embed_chunk(texts[i : i + _CHUNK]) for i in range(0, len(texts), _CHUNK)
+            ]
+        return np.concatenate(chunks)
 
     def _embed_chunk(self, texts: Sequence[str]) -> Matrix:
         n = len(texts)

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from swarm.codec import decode_proposal
-from swarm.crdt import MemoryDoc, MemoryState, instance_tag
+from swarm.crdt import MemoryDoc, MemoryState, change_chunks, instance_tag
 from swarm.errors import (
     ChangeError,
     IdentityError,
@@ -38,6 +38,12 @@ from swarm.events import (
     Verdict,
 )
 from swarm.laws.base import LawSet, Proposal
+
+
+def _core(state: MemoryState) -> tuple[object, ...]:
+    """What the writer can edit, minus recall counters and the tombstone."""
+    return (state.content, state.kind, state.tags, state.importance)
+
 
 __all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "Refused"]
 
@@ -115,6 +121,12 @@ class Gate:
         """Change, scope and laws. Raises a Rejected subclass."""
         if event.id in history.event_seqs:
             return Duplicate(event, history.event_seqs[event.id])
+        chunks = change_chunks(event.change)
+        if len(chunks) != 1 or chunks[0] not in (1, 2):
+            raise ChangeError(
+                f"an event must carry exactly one Automerge change, not {len(chunks)} chunk(s)"
+                + (" (a whole document?)" if 0 in chunks else "")
+            )
         before = history.doc.state()
         doc, new = history.doc.apply(event.change, strict=True)
         if not new:
@@ -137,15 +149,20 @@ class Gate:
         if judgement.violation is not None:
             law, outcome = judgement.violation
             raise LawViolation(
-                outcome.reason or law.description, law=law.id, event_id=event.id, where=outcome.where
+                outcome.reason or law.description,
+                law=law.id,
+                event_id=event.id,
+                where=outcome.where,
             )
         verdict = Verdict(law_set=self.laws.version, results=judgement.results)
         return Accepted(LogRecord(event=event, verdict=verdict), doc)
 
-    def _check_shape(self, event: MemoryEvent, before: MemoryState | None, after: MemoryState) -> None:
+    def _check_shape(
+        self, event: MemoryEvent, before: MemoryState | None, after: MemoryState
+    ) -> None:
         lim = self.limits
         if after.id != event.memory_id:
-            raise ChangeError(f"the change edits memory {after.id!r}, not {event.memory_id!r}")
+            raise ChangeError("the change edits another memory than the event names")
         if not after.content.strip():
             raise ChangeError("content must not be empty")
         if len(after.content) > lim.max_content_chars:
@@ -153,9 +170,7 @@ class Gate:
                 f"content is {len(after.content)} characters; the limit is {lim.max_content_chars}"
             )
         if not _KIND.match(after.kind):
-            raise ChangeError(
-                f"kind {after.kind[:40]!r} must be lower-case letters, digits, '-' or '_' (max 32)"
-            )
+            raise ChangeError("kind must be 1-32 lower-case letters, digits, '-' or '_'")
         if not 0.0 <= after.importance <= 1.0:
             raise ChangeError(f"importance must be between 0 and 1, not {after.importance}")
         if len(after.tags) > lim.max_tags:
@@ -164,7 +179,7 @@ class Gate:
             if not tag.strip() or len(tag) > lim.max_tag_chars:
                 raise ChangeError(f"tags must be 1..{lim.max_tag_chars} characters")
 
-    def _check_transition(
+    def _check_transition(  # noqa: PLR0912 - one branch per rule reads best
         self, event: MemoryEvent, before: MemoryState | None, after: MemoryState
     ) -> None:
         if isinstance(event, MemoryRemembered):
@@ -172,38 +187,56 @@ class Gate:
                 raise ChangeError(f"memory {event.memory_id} already exists")
             if (after.agent, after.instance) != (event.agent, event.instance):
                 raise IdentityError("a new memory must name its own writer as agent and instance")
-            if after.forgotten:
-                raise ChangeError("a new memory cannot start forgotten")
+            if after.forgotten or after.recall:
+                raise ChangeError("a new memory starts unforgotten, with no recalls")
             return
         if before is None:
             raise ChangeError(f"memory {event.memory_id} does not exist")
         if before.forgotten:
             raise ChangeError(f"memory {event.memory_id} is forgotten and cannot change")
-        fixed = ("id", "agent", "instance", "created_at", "private")
-        for name in fixed:
+        for name in ("id", "agent", "instance", "created_at", "private"):
             if getattr(before, name) != getattr(after, name):
                 raise ChangeError(f"field {name!r} is fixed when a memory is created")
-        changed_recall = {
-            k: v for k, v in after.recall.items() if before.recall.get(k) != v
-        }
-        if any(k != event.actor for k in changed_recall):
-            raise IdentityError("a writer may only advance its own recall counter")
-        if any(v < before.recall.get(k, 0) for k, v in changed_recall.items()):
-            raise ChangeError("a recall counter can only grow")
-        if isinstance(event, MemoryForgotten) and not after.forgotten:
-            raise ChangeError("a memory.forgotten event must set the tombstone")
-        if not isinstance(event, MemoryForgotten) and after.forgotten:
+        self._check_recall(event, before, after)
+        if isinstance(event, MemoryForgotten):
+            if not after.forgotten:
+                raise ChangeError("a memory.forgotten event must set the tombstone")
+            if after.forgotten_reason != event.reason:
+                raise ChangeError("the tombstone's reason must be the event's reason")
+            if _core(after) != _core(before):
+                raise ChangeError("memory.forgotten may only set the tombstone")
+        elif after.forgotten or after.forgotten_reason != before.forgotten_reason:
             raise ChangeError(f"only memory.forgotten may forget; this is {event.type_name}")
-        if isinstance(event, MemoryReinforced):
-            same = after.as_dict() == before.as_dict() | {"recall_count": after.recall_count}
-            if not same or after.recall_count != before.recall_count + 1:
-                raise ChangeError("memory.reinforced must only add one to the recall count")
+        if isinstance(event, MemoryReinforced) and _core(after) != _core(before):
+            raise ChangeError("memory.reinforced must only add one to the recall count")
+
+    @staticmethod
+    def _check_recall(event: MemoryEvent, before: MemoryState, after: MemoryState) -> None:
+        """Recall counters: only reinforce moves one, the writer's own, by exactly one."""
+        changed = {
+            k
+            for k in before.recall.keys() | after.recall.keys()
+            if before.recall.get(k) != after.recall.get(k)
+        }
+        if any(k != event.actor for k in changed):
+            raise IdentityError("a writer may only advance its own recall counter")
+        if not isinstance(event, MemoryReinforced):
+            if changed:
+                raise ChangeError("only memory.reinforced may change the recall count")
+            return
+        own = event.actor
+        if after.recall.get(own, 0) != before.recall.get(own, 0) + 1:
+            raise ChangeError("memory.reinforced must add exactly one to the recall count")
 
     # -- records ------------------------------------------------------------------------
 
     @staticmethod
     def rejection(
-        err: Rejected, *, event: MemoryEvent | None, event_id: str, agent: str | None,
+        err: Rejected,
+        *,
+        event: MemoryEvent | None,
+        event_id: str,
+        agent: str | None,
         instance: str | None,
     ) -> RejectionRecord:
         """The audit record of a refusal: who, what check, why — never the content."""

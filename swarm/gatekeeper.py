@@ -105,7 +105,10 @@ class GateWorker:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.log.subjects
         sub = await self.log.durable_pull(
-            stream=s.inbox_stream, durable="gate", filter_subject=s.inbox_all, start_seq=1,
+            stream=s.inbox_stream,
+            durable="gate",
+            filter_subject=s.inbox_all,
+            start_seq=1,
             ack_all=False,
         )
         log.info("gate_started", swarm=self.gate.swarm, law_set=self.gate.laws.version)
@@ -162,7 +165,9 @@ class GateWorker:
                 continue
             ctx = telemetry.extract(item.msg.headers)
             with telemetry.tracer.start_as_current_span(
-                "gate.check", context=ctx, attributes=telemetry.attrs(event_id=event.id, type=event.type_name)
+                "gate.check",
+                context=ctx,
+                attributes=telemetry.attrs(event_id=event.id, type=event.type_name),
             ) as span:
                 try:
                     decision = self.gate.judge(event, history)
@@ -193,7 +198,13 @@ class GateWorker:
             for key in ("traceparent", "tracestate"):
                 if item.msg.headers and key in item.msg.headers:
                     headers[key] = item.msg.headers[key]
-            batch.append((s.log(item.event.agent, item.event.memory_id), encode(item.accepted.record), headers))
+            batch.append(
+                (
+                    s.log(item.event.agent, item.event.memory_id),
+                    encode(item.accepted.record),
+                    headers,
+                )
+            )
         results = await self.log.append_many(batch)
         for item, result in zip(todo, results, strict=True):
             assert item.event is not None and item.accepted is not None
@@ -231,8 +242,13 @@ class GateWorker:
             # proposals never do (their event ids may be missing or forged).
             dedup = f"rej-{item.msg.metadata.sequence.stream}"
             batch.append((subject, encode(record), {"Nats-Msg-Id": dedup}))
-            log.info("rejected", event_id=record.event_id, agent=record.agent, check=record.check,
-                     reason=record.reason)
+            log.info(
+                "rejected",
+                event_id=record.event_id,
+                agent=record.agent,
+                check=record.check,
+                reason=record.reason,
+            )
         for item, result in zip(todo, await self.log.append_many(batch), strict=True):
             if result.seq is None:  # keep it in the inbox; the verdict will be the same next time
                 item.retry = True

@@ -15,9 +15,10 @@ swallow it (nats.py's ``publish_async`` futures have no timeout of their own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -56,7 +57,7 @@ class LogSettings:
     ack_timeout: float = 10.0
 
 
-class Closed(Exception):  # noqa: N818 - a signal, not a failure
+class Closed(Exception):
     """The connection is closing: consumer loops end quietly."""
 
 
@@ -151,6 +152,7 @@ class JetStreamLog:
     async def ensure_streams(self) -> None:
         """Create the streams, or update them to these settings: safe to repeat."""
         for config in self._configs():
+            assert config.name is not None
             try:
                 await self.js.stream_info(config.name)
             except nats.js.errors.NotFoundError:
@@ -194,12 +196,12 @@ class JetStreamLog:
         self, items: Sequence[tuple[str, bytes, Mapping[str, str]]]
     ) -> list[Appended]:
         """Pipelined publishes, in order, each ack checked: (subject, data, headers)."""
-        futures: list[asyncio.Future[object]] = []
+        futures: list[asyncio.Future[Any]] = []
         for subject, data, headers in items:
             try:
                 futures.append(await self.js.publish_async(subject, data, headers=dict(headers)))
             except Exception as err:
-                failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 failed.set_exception(err)
                 futures.append(failed)
         try:
@@ -215,18 +217,18 @@ class JetStreamLog:
                 f.cancel()
         out: list[Appended] = []
         for result in results:
-            if isinstance(result, Exception):
-                out.append(Appended(seq=None, error=result))
+            if isinstance(result, BaseException):
+                error = result if isinstance(result, Exception) else Exception(repr(result))
+                out.append(Appended(seq=None, error=error))
             else:
-                out.append(Appended(seq=int(result.seq), duplicate=bool(result.duplicate)))  # type: ignore[attr-defined]
+                out.append(Appended(seq=int(result.seq), duplicate=bool(result.duplicate)))
         return out
 
     # -- reads ----------------------------------------------------------------------------
 
     async def last_seq(self, stream: str | None = None) -> int:
-        info = await self._call(
-            self.js.stream_info(stream or self.subjects.log_stream), "read the stream state"
-        )
+        name = stream or self.subjects.log_stream
+        info = await self._call(self.js.stream_info(name), "read the stream state")
         return int(info.state.last_seq)
 
     async def message_count(self, stream: str) -> int:
@@ -235,7 +237,9 @@ class JetStreamLog:
 
     async def memory_exists(self, memory_id: str) -> bool:
         try:
-            await self.js.get_last_msg(self.subjects.log_stream, self.subjects.log_of_memory(memory_id))
+            await self.js.get_last_msg(
+                self.subjects.log_stream, self.subjects.log_of_memory(memory_id)
+            )
         except nats.js.errors.NotFoundError:
             return False
         return True
@@ -282,7 +286,11 @@ class JetStreamLog:
             opt_start_seq=max(1, start_seq),
             inactive_threshold=30.0,
         )
-        end = until_seq if until_seq is not None else (None if follow else await self.last_seq(stream))
+        end = (
+            until_seq
+            if until_seq is not None
+            else (None if follow else await self.last_seq(stream))
+        )
         if end is not None and end < start_seq:
             return
         sub = await self.js.pull_subscribe("", stream=stream, config=config)
@@ -300,7 +308,10 @@ class JetStreamLog:
                         break
                     out.append(
                         StoredMessage(
-                            seq=seq, subject=msg.subject, data=msg.data, headers=dict(msg.headers or {})
+                            seq=seq,
+                            subject=msg.subject,
+                            data=msg.data,
+                            headers=dict(msg.headers or {}),
                         )
                     )
                 if out:
@@ -311,7 +322,9 @@ class JetStreamLog:
             await sub.unsubscribe()
 
     @staticmethod
-    async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
+    async def fetch(
+        sub: JetStreamContext.PullSubscription, batch: int, timeout: float
+    ) -> list[Msg]:
         """Up to ``batch`` messages; [] when none arrive in ``timeout``.
 
         Raises :class:`Closed` once the connection is closing.
@@ -324,26 +337,37 @@ class JetStreamLog:
             raise Closed from None
 
     async def durable_pull(
-        self, *, stream: str, durable: str, filter_subject: str, start_seq: int, ack_all: bool,
+        self,
+        *,
+        stream: str,
+        durable: str,
+        filter_subject: str,
+        start_seq: int,
+        ack_all: bool,
         max_ack_pending: int = 20_000,
+        fresh: bool = False,
     ) -> JetStreamContext.PullSubscription:
-        """A durable pull consumer starting at ``start_seq``; recreated if it starts elsewhere."""
+        """A durable pull consumer.
+
+        ``fresh`` (the projectors): delete any existing consumer of that name and
+        start a new one at ``start_seq`` — the caller's checkpoint is the truth,
+        and messages a killed predecessor left unacknowledged must not arrive
+        late, after newer ones. Otherwise (the gate's work queue) an existing
+        consumer is reused so unacknowledged proposals are redelivered.
+        """
         config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.ALL if ack_all else AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq > 1 else DeliverPolicy.ALL,
             opt_start_seq=start_seq if start_seq > 1 else None,
             filter_subject=filter_subject,
-            ack_wait=30.0,
+            ack_wait=300.0,
             max_ack_pending=max_ack_pending,
             max_deliver=-1,
         )
-        try:
-            info = await self.js.consumer_info(stream, durable)
-            if ack_all and info.ack_floor is not None and (info.ack_floor.stream_seq or 0) + 1 != start_seq:
+        if fresh:
+            with contextlib.suppress(nats.js.errors.NotFoundError):
                 await self.js.delete_consumer(stream, durable)
-        except nats.js.errors.NotFoundError:
-            pass
         return await self._call(
             self.js.pull_subscribe(filter_subject, durable=durable, stream=stream, config=config),
             f"create consumer {durable}",

@@ -130,8 +130,7 @@ class NatsServer:
             if self._proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-5:]
                 raise ServerError(
-                    f"nats-server exited with status {self._proc.returncode}: "
-                    + " | ".join(tail)
+                    f"nats-server exited with status {self._proc.returncode}: " + " | ".join(tail)
                 )
             if _port_open(self.host, self.port):
                 log.debug("nats_server_started", url=self.url, store=str(self.store_dir))

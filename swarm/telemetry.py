@@ -8,7 +8,7 @@ the SDK when the standard ``OTEL_*`` variables ask for an exporter.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -57,7 +57,7 @@ def configure(service_name: str = "swarm-memory") -> None:
         exporter = ConsoleSpanExporter()
     else:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]  # noqa: PLC0415
                 OTLPSpanExporter,
             )
         except ImportError:
@@ -88,7 +88,7 @@ def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> 
     fmt = os.environ.get("SWARM_LOG_FORMAT")
     as_json = (fmt == "json") if fmt else bool(json_logs)
 
-    def add_trace(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             event["trace_id"] = format(ctx.trace_id, "032x")
@@ -96,7 +96,9 @@ def configure_logging(level: str = "info", *, json_logs: bool | None = None) -> 
         return event
 
     renderer: Any = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

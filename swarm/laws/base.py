@@ -55,9 +55,14 @@ _PASSED = Outcome(ok=True)
 
 @runtime_checkable
 class Law(Protocol):
-    id: str
-    description: str
-    action: Action
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def action(self) -> Action: ...
 
     def check(self, proposal: Proposal) -> Outcome: ...
 

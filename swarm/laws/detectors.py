@@ -46,6 +46,7 @@ _LABELS = {
     "password": "password",
 }
 
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One piece of private data: what it is and where, never the text itself."""
@@ -215,8 +216,10 @@ def _find_cards(text: str) -> list[tuple[int, int]]:
     if _CARD_HINT.search(text) is None:
         return spans
     for run in _CARD_RUN.finditer(text):
-        groups = [(g.start() + run.start(), g.end() + run.start()) for g in
-                  _DIGIT_GROUP.finditer(run.group())]
+        groups = [
+            (g.start() + run.start(), g.end() + run.start())
+            for g in _DIGIT_GROUP.finditer(run.group())
+        ]
         count = sum(e - s for s, e in groups)
         if count <= 19 and _is_card("".join(text[s:e] for s, e in groups)):
             spans.append((groups[0][0], groups[-1][1]))
@@ -305,7 +308,8 @@ _PHONE_WORDS = re.compile(
 _NOT_PHONE_WORDS = re.compile(
     r"\b(?:order|invoice|inv|id|ref|reference|ticket|tracking|transaction|txn|sku|isbn|"
     r"issn|ean|upc|gtin|doi|build|version|ver|commit|pid|uid|port|serial|account|acct|"
-    r"iban|case|issue|pr|job|batch|lot|zip|postcode|amount|total|price|cost|balance|usd|"
+    r"iban|case|issue|pr|job|batch|lot|zip|postcode|amount|total|price|cost|balance|usd|sn|"
+    r"license|licence|key|imei|model|part|"
     r"eur|gbp|seed|hash|checksum|timestamp|epoch|ts|nonce|offset|size|bytes)\b"
 )
 _MIN_DIGITS = 7  # below this a text holds no phone number and no card
@@ -313,6 +317,7 @@ _MAX_PHONE_DIGITS = 15  # E.164
 _MASK_MARGIN = 3
 _CONTEXT_CHARS = 40
 _MAX_WINDOW_GROUPS = 8
+_MAX_TOKEN_GROUPS = 64
 _GLUE_BEFORE = frozenset("@#$€£¥₹_&")
 _GLUE_AFTER = frozenset("@%_")
 _NUMBER_JOINERS = frozenset("-./:,")
@@ -363,14 +368,18 @@ def _contiguous_ok(digits: str) -> bool:
         return False
     if digits[0] == "1" and n in (10, 13):  # Unix time in s / ms (NANP numbers never start with 1)
         return False
-    if n in (12, 14) and re.fullmatch(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
-                                      r"(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?", digits):
+    if n in (12, 14) and re.fullmatch(
+        r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+        r"(?:[01]\d|2[0-3])[0-5]\d(?:[0-5]\d)?",
+        digits,
+    ):
         return False  # compact date-time
     return not (n == 13 and digits[:3] in ("978", "979"))  # ISBN-13 / bookland EAN
 
 
-def _phone_shape_ok(groups: Sequence[str], seps: Sequence[str], parens: Sequence[bool],
-                    plus: bool, context: int) -> bool:
+def _phone_shape_ok(
+    groups: Sequence[str], seps: Sequence[str], parens: Sequence[bool], plus: bool, context: int
+) -> bool:
     """Whether digit groups joined by separators read as a phone number."""
     digits = "".join(groups)
     n = len(digits)
@@ -422,8 +431,7 @@ def _window_free(text: str, start: int, end: int, plus: bool) -> bool:
         before = text[start - 1]
         if before.isalnum() or before in _GLUE_BEFORE:
             return False
-        if (not plus and before in _NUMBER_JOINERS and start > 1
-                and text[start - 2].isalnum()):
+        if not plus and before in _NUMBER_JOINERS and start > 1 and text[start - 2].isalnum():
             return False
     if end < len(text):
         after = text[end]
@@ -470,8 +478,9 @@ def _cut_ok(groups: Sequence[str], seps: Sequence[str], i: int, j: int) -> bool:
     return not (j < len(groups) and seps[j - 1] in inner and len(groups[j]) >= 3)
 
 
-def _phones_in_token(token: re.Match[str], masked: str, offset: int,
-                     text: str) -> list[tuple[int, int]]:
+def _phones_in_token(
+    token: re.Match[str], masked: str, offset: int, text: str
+) -> list[tuple[int, int]]:
     """Phones in one digit-group run of ``masked`` (``masked[0]`` is ``text[offset]``)."""
     plus = token.group().startswith("+")
     base = token.start()
@@ -484,11 +493,17 @@ def _phones_in_token(token: re.Match[str], masked: str, offset: int,
         return []
     parens = [p.group().startswith("(") for p in parts]
     bounds = [(p.start() + base, p.end() + base) for p in parts]
-    seps = [masked[bounds[k][1] : bounds[k + 1][0]].strip() or
-            (" " if bounds[k][1] < bounds[k + 1][0] else "") for k in range(len(parts) - 1)]
+    seps = [
+        masked[bounds[k][1] : bounds[k + 1][0]].strip()
+        or (" " if bounds[k][1] < bounds[k + 1][0] else "")
+        for k in range(len(parts) - 1)
+    ]
     spans: list[tuple[int, int]] = []
+    if len(parts) > _MAX_TOKEN_GROUPS:  # a table of numbers, not a phone number
+        return spans
     i = 0
     while i < len(parts):
+        context: int | None = None
         for j in range(min(len(parts), i + _MAX_WINDOW_GROUPS), i, -1):
             if not _MIN_DIGITS <= ends[j] - ends[i] <= _MAX_PHONE_DIGITS:
                 continue
@@ -499,8 +514,9 @@ def _phones_in_token(token: re.Match[str], masked: str, offset: int,
             end = bounds[j - 1][1]
             if not _window_free(masked, start, end, lead):
                 continue
-            if _phone_shape_ok(groups[i:j], seps[i : j - 1], parens[i:j], lead,
-                               _context(text, start + offset)):
+            if context is None:
+                context = _context(text, start + offset)
+            if _phone_shape_ok(groups[i:j], seps[i : j - 1], parens[i:j], lead, context):
                 spans.append((start + offset, end + offset))
                 i = j
                 break
@@ -546,8 +562,9 @@ def _detect(text: str, wanted: frozenset[str]) -> list[tuple[str, int, int]]:
     return found
 
 
-def find_private_data(text: str, *, field: str = "content",
-                      kinds: Collection[str] | None = None) -> list[Finding]:
+def find_private_data(
+    text: str, *, field: str = "content", kinds: Collection[str] | None = None
+) -> list[Finding]:
     """Every email, phone number and payment card in ``text``, in order of position.
 
     ``kinds`` restricts the search (default: all of :data:`KINDS`); an unknown
@@ -564,6 +581,19 @@ def find_private_data(text: str, *, field: str = "content",
     return findings
 
 
+_PAIR_WINDOW = 256  # characters read on each side of a join between two fields
+
+
+def _may_hold_secret(text: str) -> bool:
+    """A cheap necessary condition for any finding in ``text``."""
+    folded, _ = _normalise(text)
+    return (
+        "@" in folded
+        or sum(map(folded.count, _DIGITS)) >= _MIN_DIGITS
+        or _OBFUSCATED_HINT.search(folded) is not None
+    )
+
+
 def scan_fields(fields: Mapping[str, str | Sequence[str]]) -> list[Finding]:
     """Scan each field, then the fields joined, so a secret split between fields is caught.
 
@@ -575,8 +605,10 @@ def scan_fields(fields: Mapping[str, str | Sequence[str]]) -> list[Finding]:
     ``"content+tags"``) and offsets into those fields' texts joined by one
     space in that order.
     """
-    texts = [(name, value if isinstance(value, str) else " ".join(value))
-             for name, value in fields.items()]
+    texts = [
+        (name, value if isinstance(value, str) else " ".join(value))
+        for name, value in fields.items()
+    ]
     findings: list[Finding] = []
     for name, text in texts:
         findings.extend(find_private_data(text, field=name))
@@ -587,8 +619,11 @@ def scan_fields(fields: Mapping[str, str | Sequence[str]]) -> list[Finding]:
 
     def add(finding: Finding) -> None:
         if finding not in seen and not any(
-            g.field == finding.field and g.kind == finding.kind
-            and g.start < finding.end and finding.start < g.end for g in findings
+            g.field == finding.field
+            and g.kind == finding.kind
+            and g.start < finding.end
+            and finding.start < g.end
+            for g in findings
         ):
             seen.add(finding)
             findings.append(finding)
@@ -618,14 +653,6 @@ def scan_fields(fields: Mapping[str, str | Sequence[str]]) -> list[Finding]:
     return findings
 
 
-_PAIR_WINDOW = 256
-
-
-def _may_hold_secret(text: str) -> bool:
-    """A cheap necessary condition for any finding in ``text``."""
-    folded, _ = _normalise(text)
-    return ("@" in folded or sum(map(folded.count, _DIGITS)) >= _MIN_DIGITS
-            or _OBFUSCATED_HINT.search(folded) is not None)
 _MAX_REDACT_PASSES = 8
 
 

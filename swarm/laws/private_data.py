@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from swarm.laws.detectors import scan_fields
-
 from swarm.laws.base import Action, Outcome, Proposal
+from swarm.laws.detectors import scan_fields
 
 __all__ = ["PrivateDataLaw"]
 
@@ -30,7 +29,10 @@ class PrivateDataLaw:
     kinds: Collection[str] = field(default=DEFAULT_KINDS)
 
     def check(self, proposal: Proposal) -> Outcome:
-        if proposal.before is not None and proposal.before.text_fields() == proposal.after.text_fields():
+        if (
+            proposal.before is not None
+            and proposal.before.text_fields() == proposal.after.text_fields()
+        ):
             return Outcome.passed()
         findings = [f for f in scan_fields(proposal.after.text_fields()) if f.kind in self.kinds]
         if not findings:
@@ -38,7 +40,9 @@ class PrivateDataLaw:
         kinds = sorted({f.kind for f in findings})
         return Outcome(
             ok=False,
-            reason=f"the memory contains private data ({', '.join(kinds)}); redact it before writing",
+            reason=(
+                f"the memory contains private data ({', '.join(kinds)}); redact it before writing"
+            ),
             where="; ".join(f.describe() for f in findings[:5]),
         )
 

@@ -12,7 +12,7 @@ from swarm.client import SwarmClient
 from swarm.codec import encode
 from swarm.crdt import MemoryDoc, author, new_actor
 from swarm.events import MemoryRemembered, MemoryUpdated
-from swarm.gatekeeper import EVENT_ID_HEADER, REPLY_HEADER
+from swarm.gatekeeper import REPLY_HEADER
 from swarm.jetstream import JetStreamLog, connect
 from swarm.subjects import Subjects
 
@@ -35,26 +35,49 @@ class RawWriter:
         return self
 
     async def send(self, agent: str, instance: str, data: bytes, event_id: str = "raw") -> dict:
-        await self.log.propose(agent, instance, data, event_id=event_id, headers={REPLY_HEADER: self.inbox})
+        await self.log.propose(
+            agent, instance, data, event_id=event_id, headers={REPLY_HEADER: self.inbox}
+        )
         return await asyncio.wait_for(self.answers.get(), 10)
 
 
 @pytest.fixture
-async def raw(service, nats_url, swarm_name):  # noqa: ARG001
+async def raw(service, nats_url, swarm_name):
     nc = await connect(nats_url)
     writer = await RawWriter(JetStreamLog(nc, Subjects(swarm_name))).start()
     yield writer
     await nc.close()
 
 
-def remembered(swarm: str, agent: str, instance: str, content: str = "hello", actor: bytes | None = None,
-               memory_id: str = "01HOSTILE00000000000000001"):
+def remembered(
+    swarm: str,
+    agent: str,
+    instance: str,
+    content: str = "hello",
+    actor: bytes | None = None,
+    memory_id: str = "01HOSTILE00000000000000001",
+):
     actor = actor or new_actor(swarm, agent, instance)
     with author(MemoryDoc(), actor) as (edit, out):
-        edit.create(memory_id=memory_id, content=content, kind="fact", tags=[], importance=0.5,
-                    agent=agent, instance=instance, private=False, created_at="2026-01-01T00:00:00+00:00")
-    return MemoryRemembered(swarm=swarm, agent=agent, instance=instance, actor=actor.hex(),
-                            memory_id=memory_id, change=out[0])
+        edit.create(
+            memory_id=memory_id,
+            content=content,
+            kind="fact",
+            tags=[],
+            importance=0.5,
+            agent=agent,
+            instance=instance,
+            private=False,
+            created_at="2026-01-01T00:00:00+00:00",
+        )
+    return MemoryRemembered(
+        swarm=swarm,
+        agent=agent,
+        instance=instance,
+        actor=actor.hex(),
+        memory_id=memory_id,
+        change=out[0],
+    )
 
 
 def check(answer: dict) -> str:
@@ -118,7 +141,9 @@ async def test_flood_of_bad_input_leaves_service_serving(raw, swarm_name, nats_u
     junk = [b"", b"[]", b"null", b'{"type": "memory.remembered"}', os.urandom(200), b"\xff\xfe"]
     answers = [await raw.send("brad", "cloud", data) for data in junk * 5]
     assert all(a["ok"] is False for a in answers)
-    async with await SwarmClient.connect(nats_url, swarm=swarm_name, agent="ann", instance="desk") as ann:
+    async with await SwarmClient.connect(
+        nats_url, swarm=swarm_name, agent="ann", instance="desk"
+    ) as ann:
         r = await ann.remember("still serving after the flood")
         assert (await ann.get(r.id, after=r.seq))["content"] == "still serving after the flood"
         status = await ann.status()
@@ -127,13 +152,21 @@ async def test_flood_of_bad_input_leaves_service_serving(raw, swarm_name, nats_u
 
 
 async def test_update_built_on_unknown_history_is_refused(raw, swarm_name, nats_url):
-    async with await SwarmClient.connect(nats_url, swarm=swarm_name, agent="brad", instance="cloud") as c:
+    async with await SwarmClient.connect(
+        nats_url, swarm=swarm_name, agent="brad", instance="cloud"
+    ) as c:
         r = await c.remember("base memory")
     # An edit built on a document the log never saw (its own private root).
     actor = new_actor(swarm_name, "brad", "laptop")
     other = remembered(swarm_name, "brad", "laptop", actor=actor, memory_id=r.id)
     with author(MemoryDoc.load(other.change), actor) as (edit, out):
         edit.set_content("edited elsewhere")
-    event = MemoryUpdated(swarm=swarm_name, agent="brad", instance="laptop", actor=actor.hex(),
-                          memory_id=r.id, change=out[0])
+    event = MemoryUpdated(
+        swarm=swarm_name,
+        agent="brad",
+        instance="laptop",
+        actor=actor.hex(),
+        memory_id=r.id,
+        change=out[0],
+    )
     assert check(await raw.send("brad", "laptop", encode(event))) == "change"

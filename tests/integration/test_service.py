@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def clients(service, nats_url, swarm_name):  # noqa: ARG001 - the service must run
+async def clients(service, nats_url, swarm_name):
     made = await asyncio.gather(
         SwarmClient.connect(nats_url, swarm=swarm_name, agent="brad", instance="cloud"),
         SwarmClient.connect(nats_url, swarm=swarm_name, agent="brad", instance="laptop"),
@@ -25,7 +25,9 @@ async def clients(service, nats_url, swarm_name):  # noqa: ARG001 - the service 
 
 async def test_remember_returns_receipt_and_get_reads_it_back(clients):
     cloud, _, ann = clients
-    receipt = await cloud.remember("The deploy key rotates on Mondays", tags=["ops"], importance=0.7)
+    receipt = await cloud.remember(
+        "The deploy key rotates on Mondays", tags=["ops"], importance=0.7
+    )
     assert receipt.seq >= 1
     memory = await ann.get(receipt.id, after=receipt.seq)
     assert memory["content"] == "The deploy key rotates on Mondays"
@@ -105,9 +107,13 @@ async def test_law_violation_names_the_law_and_never_reaches_the_log(clients):
 
 async def test_recall_filters_by_agent_kind_and_tag(clients):
     cloud, _, ann = clients
-    await cloud.remember("Rotate the API gateway certificates quarterly", kind="procedure", tags=["ops"])
+    await cloud.remember(
+        "Rotate the API gateway certificates quarterly", kind="procedure", tags=["ops"]
+    )
     await ann.remember("The gateway certificates expire in March", kind="fact", tags=["ops"])
-    last = await ann.remember("Certificates for the gateway are kept in the vault", tags=["security"])
+    last = await ann.remember(
+        "Certificates for the gateway are kept in the vault", tags=["security"]
+    )
     by_ann = await cloud.recall("gateway certificates", after=last.seq, agent="ann")
     assert by_ann
     assert {h["agent"] for h in by_ann} == {"ann"}
@@ -137,9 +143,15 @@ async def test_history_lists_every_version_with_author(clients):
     history = await ann.history(r.id, after=f.seq)
     versions = history["versions"]
     assert [v["seq"] for v in versions] == [r.seq, u.seq, f.seq]
-    assert [v["type"] for v in versions] == ["memory.remembered", "memory.updated", "memory.reinforced"]
+    assert [v["type"] for v in versions] == [
+        "memory.remembered",
+        "memory.updated",
+        "memory.reinforced",
+    ]
     assert [(v["agent"], v["instance"]) for v in versions] == [
-        ("brad", "cloud"), ("brad", "laptop"), ("ann", "desk"),
+        ("brad", "cloud"),
+        ("brad", "laptop"),
+        ("ann", "desk"),
     ]
     assert versions[1]["state"]["tags"] == ["release"]
     assert versions[2]["state"]["recall_count"] == 1
