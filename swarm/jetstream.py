@@ -85,16 +85,21 @@ async def connect(url: str, *, name: str = "swarm", timeout: float = 5.0) -> NAT
         return None
 
     try:
-        return await nats.connect(
-            url,
-            name=name,
-            connect_timeout=timeout,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            allow_reconnect=True,
-            error_cb=_quiet,
+        # Unlimited reconnects also make the *first* connect retry forever, so it
+        # gets its own deadline: an unreachable server is an error, not a hang.
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=min(timeout, 2.0),
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                allow_reconnect=True,
+                error_cb=_quiet,
+            ),
+            timeout,
         )
-    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as err:
+    except (OSError, TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as err:
         raise ConnectionFailed(
             f"cannot reach NATS at {url}: is `swarm up` running? ({type(err).__name__})"
         ) from None

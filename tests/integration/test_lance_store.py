@@ -471,3 +471,18 @@ def test_concurrent_searches_during_upserts_stay_consistent(tmp_path: Path) -> N
             t.join()
         assert not errors
         assert recall.count() == 21
+
+
+def test_failed_automatic_optimize_does_not_fail_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LanceRecall(tmp_path, HashingEmbedder(), optimize_every=1) as recall:
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise OSError("no space left")
+
+        monkeypatch.setattr(recall._table, "optimize", boom)
+        recall.upsert([row("a", "kept despite maintenance failure", seq=1)])
+        assert ids(recall.search("maintenance failure", mode="text")) == ["a"]
+        with pytest.raises(StoreError, match="no space left"):
+            recall.optimize()

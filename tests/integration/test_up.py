@@ -1,0 +1,64 @@
+"""`swarm up`: start, stop cleanly, resume, and run side by side."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from swarm.client import SwarmClient
+from swarm.server import free_port
+from tests.integration.stack import UpProcess
+
+pytestmark = pytest.mark.integration
+
+
+async def test_up_stops_on_sigterm_and_resumes_with_nothing_lost(tmp_path):
+    port = free_port()
+    up = UpProcess("--port", str(port), data=tmp_path).start()
+    url = up.info["nats"]
+    assert up.info["embedded"] is True
+    assert (tmp_path / "nats" / "jetstream").is_dir()
+    async with await SwarmClient.connect(url, agent="brad", instance="cloud") as c:
+        receipts = [await c.remember(f"before restart {i}") for i in range(20)]
+        await c.get(receipts[-1].id, after=receipts[-1].seq)
+    started = time.monotonic()
+    assert up.terminate() == 0
+    assert time.monotonic() - started < 15
+
+    up = UpProcess("--port", str(port), data=tmp_path).start()
+    async with await SwarmClient.connect(url, agent="ann", instance="desk") as c:
+        status = await c.status()
+        assert status["log_seq"] == receipts[-1].seq
+        assert status["memories"] == 20
+        again = await c.remember("after restart")
+        assert again.seq == receipts[-1].seq + 1
+        assert (await c.get(receipts[0].id))["content"] == "before restart 0"
+        assert (await c.get(again.id, after=again.seq))["content"] == "after restart"
+    assert up.terminate() == 0
+
+
+async def test_two_stacks_run_side_by_side(tmp_path):
+    one = UpProcess("--port", str(free_port()), data=tmp_path / "one").start()
+    two = UpProcess("--port", str(free_port()), data=tmp_path / "two").start()
+    try:
+        async with await SwarmClient.connect(one.info["nats"], agent="a", instance="x") as c1:
+            r1 = await c1.remember("only in stack one")
+            s1 = await c1.status()
+        async with await SwarmClient.connect(two.info["nats"], agent="a", instance="x") as c2:
+            s2 = await c2.status()
+        assert s1["log_seq"] == r1.seq
+        assert s2["log_seq"] == 0
+    finally:
+        assert one.terminate() == 0
+        assert two.terminate() == 0
+
+
+def test_up_refuses_a_port_in_use(tmp_path):
+    port = free_port()
+    up = UpProcess("--port", str(port), data=tmp_path / "a").start()
+    try:
+        with pytest.raises(RuntimeError, match="already in use"):
+            UpProcess("--port", str(port), data=tmp_path / "b").start()
+    finally:
+        up.terminate()
