@@ -1,40 +1,42 @@
 """The recall projection: memories in LanceDB, searched by meaning and by words.
 
-Design (measured on the 2-core dev box, 100k memories, 384-d vectors; see
-``bench/bench_recall.py``):
+Design, from measurements on the 2-core dev box (100k memories, 384-d hashing
+vectors, ``bench/bench_recall.py``; ranges span a quiet and a busy machine):
 
-* LanceDB is the durable store and the full-text engine. Each memory is one
-  row (current state) with its embedding; a native BM25 index covers
-  ``content``. Native FTS also scans rows written since the index was last
-  updated, so a row is findable by text as soon as :meth:`LanceRecall.upsert`
-  returns; :meth:`LanceRecall.optimize` folds them into the index.
-* Vector search does **not** go through LanceDB. A flat LanceDB vector query
-  cost ~120-135 ms at 100k rows; an IVF_HNSW_SQ index brought it to ~7 ms but
-  took ~25 s to build, is approximate, and still left the per-query overhead.
-  An in-process mirror (a float32 matrix plus the filter columns, loaded from
-  the table at open and updated on every upsert) answers an *exact* top-N in
-  ~3 ms with one matrix-vector product, and applies the privacy and filter
-  masks for free. The price is memory: ``rows * dim * 4`` bytes (~150 MB per
-  100k rows at 384-d), acceptable for a per-swarm memory.
-* The mirror also holds the small per-row fields (content, tags, ...), so a
-  text query only asks LanceDB for ``id`` and ``_score`` (~4 ms unfiltered).
-  Filters are applied to FTS hits from the mirror; a LanceDB prefilter
-  (~8 ms) is used only when the filters are selective or the over-fetched
-  hits were not enough. Hybrid = both sides fused with reciprocal rank fusion,
-  the FTS query running in a worker thread while numpy scores the vectors.
-  Net: hybrid p50 well under 20 ms at 100k rows.
+* LanceDB is the durable store and the full-text engine: one row per memory
+  (current state) with its embedding, and a native BM25 index on ``content``.
+  Native FTS also scans rows written since the index was last updated, so a
+  row is findable by text as soon as :meth:`LanceRecall.upsert` returns. That
+  scan costs ~4-5 us per unindexed row (5k rows: +20 ms), so the index is
+  refreshed (:meth:`LanceRecall.optimize`) every ``max_unindexed_rows`` rows.
+* Vector search does **not** go through LanceDB. Its flat search took
+  35-135 ms per query at 100k rows; an IVF_HNSW_SQ index took 25-40 s to build
+  and answered in ~2 ms, but with recall@10 of only 0.45 (0.91 at 10k) on
+  these vectors. Instead an in-process mirror (a float32 matrix plus the
+  filter columns, loaded at open, updated on every upsert) gives the *exact*
+  top-N with one matrix-vector product in 3-8 ms, and applies the privacy
+  and filter masks for free. The price is RAM: ``rows * dim * 4`` bytes
+  (~150 MB per 100k memories at 384-d) and ~1 s of loading per 100k at open.
+* The mirror also keeps the small per-row fields (content, tags, ...), so an
+  FTS query only asks LanceDB for ``id`` and ``_score`` (3.5-4 ms). Filters
+  are applied to over-fetched FTS hits from the mirror; LanceDB's prefilter
+  (~8 ms) is used only when filters are selective or the hits run short.
+* Hybrid fuses the vector top-N and the BM25 top-N with reciprocal rank
+  fusion (k=60); the FTS query runs in a worker thread while numpy scores the
+  vectors. Result: hybrid p50 ~8 ms at 100k rows (target < 20 ms).
 
 Writes are idempotent and monotonic: a row is written only when its ``seq``
 is higher than the stored one (checked against the mirror, and again by the
 ``merge_insert`` condition). A forgotten memory becomes a tombstone (content
 erased, zero vector, ``forgotten = true``) so its seq survives and a replayed
 older event cannot bring it back; tombstones never appear in search results.
+Unchanged content (a reinforcement, a re-tag) reuses the stored vector.
 
-One :class:`LanceRecall` owns a directory; other processes may open it
-read-only and see the data as of their open. Compaction, index refresh and
-version cleanup run every ``optimize_every`` writes (or when
-``max_unindexed_rows`` rows await indexing) and on :meth:`optimize`; versions
-younger than ``keep_versions`` are kept so concurrent readers do not break.
+One :class:`LanceRecall` owns a directory (single writer); other processes
+may open it and see the data as of their open. Compaction, index refresh and
+version cleanup run every ``optimize_every`` writes or ``max_unindexed_rows``
+rows, and on :meth:`optimize`; versions younger than ``keep_versions`` are
+kept so readers of an older version do not break.
 """
 
 from __future__ import annotations
@@ -54,12 +56,15 @@ import lancedb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import structlog
 from lancedb.index import FTS
 
 from swarm.embed import Embedder, normalize_rows
 from swarm.errors import ConfigError, StoreError
 
 __all__ = ["RRF_K", "LanceRecall", "RecallHit", "SearchMode"]
+
+log = structlog.get_logger(__name__)
 
 SearchMode = Literal["hybrid", "vector", "text"]
 # requester, agent, kind, tags
@@ -508,7 +513,11 @@ class LanceRecall:
             if (
                 self.optimize_every and self._writes_since_optimize >= self.optimize_every
             ) or self._rows_since_optimize >= self.max_unindexed_rows:
-                self._optimize_locked()
+                try:
+                    self._optimize_locked()
+                except StoreError as exc:
+                    # The rows are stored; maintenance is retried after the next write.
+                    log.warning("recall_optimize_failed", path=str(self.path), error=str(exc))
 
     def _vectors(self, live: list[_Row]) -> npt.NDArray[np.float32]:
         """Vectors for ``live`` rows: reused when the content is unchanged (a

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     target.mkdir(parents=True, exist_ok=True)
     for name, text in generate().items():
         (target / name).write_text(text)
-    print(f"wrote {len(generate())} files to {target}")  # noqa: T201
+    print(f"wrote {len(generate())} files to {target}")
     return 0
 
 

@@ -41,7 +41,9 @@ def swarm(stack):
 
 
 def test_remember_prints_id_and_seq_as_json(swarm):
-    receipt = swarm.json("remember", "CLI memory about backups", "--tag", "ops", "--kind", "procedure")
+    receipt = swarm.json(
+        "remember", "CLI memory about backups", "--tag", "ops", "--kind", "procedure"
+    )
     assert set(receipt) >= {"id", "seq"}
     memory = swarm.json("get", receipt["id"], "--after", str(receipt["seq"]))
     assert memory["content"] == "CLI memory about backups"
@@ -53,7 +55,9 @@ def test_remember_prints_id_and_seq_as_json(swarm):
 
 def test_update_reinforce_forget_and_history(swarm):
     r = swarm.json("remember", "Nightly backups run at 02:00", "--tag", "ops")
-    swarm.json("update", r["id"], "--text", "Nightly backups run at 03:00", "--tag", "db", "--untag", "ops")
+    swarm.json(
+        "update", r["id"], "--text", "Nightly backups run at 03:00", "--tag", "db", "--untag", "ops"
+    )
     swarm.json("reinforce", r["id"], agent="ann")
     last = swarm.json("forget", r["id"], "--reason", "moved to the runbook")
     memory = swarm.json("get", r["id"], "--after", str(last["seq"]))
@@ -64,7 +68,10 @@ def test_update_reinforce_forget_and_history(swarm):
     history = swarm.json("history", r["id"])
     assert history["id"] == r["id"]
     assert [v["type"] for v in history["versions"]] == [
-        "memory.remembered", "memory.updated", "memory.reinforced", "memory.forgotten",
+        "memory.remembered",
+        "memory.updated",
+        "memory.reinforced",
+        "memory.forgotten",
     ]
     assert {"seq", "agent", "instance", "type", "at", "state"} <= set(history["versions"][0])
 
@@ -114,7 +121,10 @@ def test_human_output_is_readable(swarm):
 def test_unreachable_server_is_a_clear_error():
     result = subprocess.run(
         [sys.executable, "-m", "cli.main", "status", "--url", f"nats://127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach NATS")

@@ -20,5 +20,9 @@ def test_committed_schemas_match_the_models():
 
 def test_proposal_schema_names_every_event_type():
     schema = json.loads(generate()["proposal.schema.json"])
-    types = {d["properties"]["type"]["const"] for d in schema["$defs"].values() if "type" in d.get("properties", {})}
+    types = {
+        d["properties"]["type"]["const"]
+        for d in schema["$defs"].values()
+        if "type" in d.get("properties", {})
+    }
     assert types == {"memory.remembered", "memory.updated", "memory.reinforced", "memory.forgotten"}
