@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -60,6 +62,9 @@ class Projector:
         self._cache: OrderedDict[str, Projected] = OrderedDict()
         self._projected = store.checkpoint()
         self._changed = asyncio.Condition()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-write")
+        self._recall_marker = store.checkpoint(RECALL_CHECKPOINT)
+        self._marker_saved_at = 0.0
         self.batches = 0
 
     @property
@@ -88,29 +93,51 @@ class Projector:
         if not records:
             return None
         folded = fold(records, self._known({r.event.memory_id for _, r, _ in records}))
-        self.store.apply(
-            ProjectionBatch(
-                last_seq=folded.last_seq,
-                events=folded.events,
-                memories=list(folded.memories.values()),
-                versions=folded.versions,
-                docs=[
-                    {**row, "version": folded.touched[mid].version}
-                    for mid, row in folded.docs.items()
-                ],
+        # LanceDB is written in parallel with the DuckDB transaction: its upserts are
+        # idempotent and never lower a row's seq, so if the DuckDB commit fails the
+        # rows are simply written again with the retried batch.
+        in_step = self._recall_marker == checkpoint
+        recall_write = (
+            self._pool.submit(
+                self.recall_store.upsert, [recall_row(m) for m in folded.memories.values()]
             )
+            if in_step
+            else None
         )
+        try:
+            self.store.apply(
+                ProjectionBatch(
+                    last_seq=folded.last_seq,
+                    events=folded.events,
+                    memories=list(folded.memories.values()),
+                    versions=folded.versions,
+                    docs=[
+                        {**row, "version": folded.touched[mid].version}
+                        for mid, row in folded.docs.items()
+                    ],
+                )
+            )
+        finally:
+            if recall_write is not None:
+                recall_write.result()
         for mid, projected in folded.touched.items():
             self._cache[mid] = projected
             self._cache.move_to_end(mid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        if self.store.checkpoint(RECALL_CHECKPOINT) == checkpoint:
-            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
-            self.store.set_checkpoint(RECALL_CHECKPOINT, folded.last_seq)
+        if in_step:
+            self._recall_marker = folded.last_seq
+            self._persist_recall_marker(force=False)
         else:
             self.catch_up_recall()
         return folded
+
+    def _persist_recall_marker(self, *, force: bool) -> None:
+        """Store LanceDB's marker at most once a second (a crash re-feeds a little more)."""
+        now = time.monotonic()
+        if force or now - self._marker_saved_at >= 1.0:
+            self.store.set_checkpoint(RECALL_CHECKPOINT, self._recall_marker)
+            self._marker_saved_at = now
 
     def catch_up_recall(self) -> int:
         """Feed LanceDB every memory row newer than its marker. Returns rows fed."""
@@ -127,7 +154,16 @@ class Projector:
             fed += len(rows)
         if marker < target:
             self.store.set_checkpoint(RECALL_CHECKPOINT, target)
+        self._recall_marker = max(marker, target)
         return fed
+
+    def close(self) -> None:
+        """Persist the recall marker and close both stores."""
+        self._pool.shutdown(wait=True)
+        with contextlib.suppress(Exception):
+            self._persist_recall_marker(force=True)
+        self.recall_store.close()
+        self.store.close()
 
     async def _notify(self, seq: int) -> None:
         async with self._changed:

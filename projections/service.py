@@ -162,8 +162,8 @@ class SwarmService:
             # the pull subscriptions' pending requests).
             await self.log.nc.close()
         if self.projector is not None:
-            self.projector.recall_store.close()
-        if self.store is not None:
+            self.projector.close()
+        elif self.store is not None:
             self.store.close()
         log.info("service_stopped", swarm=self.subjects.swarm)
 

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction
+from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState, Transaction
 
 from swarm.errors import ChangeError
 
@@ -135,6 +135,32 @@ def change_chunks(data: bytes) -> list[int]:
     return types
 
 
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _sync_message(change: bytes) -> bytes:
+    """An Automerge sync message (type 0x42: no heads, needs or haves) carrying one change."""
+    return b"\x42\x00\x00\x00\x01" + _leb128(len(change)) + change
+
+
+def _new_changes(doc: Document, before: list[bytes]) -> list[ChangeInfo]:
+    return [
+        ChangeInfo(
+            actor=c.actor_id.hex(),
+            seq=c.seq,
+            hash=c.hash.hex(),
+            deps=tuple(sorted(d.hex() for d in c.deps)),
+        )
+        for c in doc.get_changes(before)
+    ]
+
+
 def _is_panic(err: BaseException) -> bool:
     return type(err).__name__ == "PanicException"
 
@@ -184,23 +210,32 @@ class MemoryDoc:
         changes (a retry). Never mutates ``self``.
         """
         before = self._doc.get_heads()
+        # fork() also carries changes still waiting for their dependencies.
+        fork = self._doc.fork()
+        applied = True
+        try:
+            # O(change), not O(document): a sync message carrying just this change.
+            fork.receive_sync_message(SyncState(), Message.decode(_sync_message(change)))
+        except Exception:
+            applied = False
+        except BaseException as err:
+            if not _is_panic(err):
+                raise
+            applied = False
+        new = _new_changes(fork, before) if applied else []
+        if new:
+            return MemoryDoc(fork), new
+        # Nothing applied: a retry, a change waiting for its dependencies, or bytes the
+        # sync path ignored. Loading save() + change tells them apart exactly.
         base = self._doc.save()
-        doc = _load(base + change)
-        new = [
-            ChangeInfo(
-                actor=c.actor_id.hex(),
-                seq=c.seq,
-                hash=c.hash.hex(),
-                deps=tuple(sorted(d.hex() for d in c.deps)),
-            )
-            for c in doc.get_changes(before)
-        ]
-        if strict and not new and doc.save() != base:
+        loaded = _load(base + change)
+        new = _new_changes(loaded, before)
+        if strict and not new and loaded.save() != base:
             raise ChangeError(
                 "the change depends on history this memory does not have "
                 "(write from the latest version of the memory)"
             )
-        return MemoryDoc(doc), new
+        return MemoryDoc(loaded), new
 
     def state(self) -> MemoryState | None:
         """The memory's value, or None for an empty document.

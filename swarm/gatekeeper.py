@@ -65,6 +65,9 @@ class GateWorker:
         self._cache: OrderedDict[str, MemoryHistory] = OrderedDict()
         self.accepted = 0
         self.rejected = 0
+        # Every memory id the log holds, learnt once at start and kept up to date;
+        # None until then (a lookup per new memory is the fallback).
+        self._known_ids: set[str] | None = None
 
     # -- memory histories -----------------------------------------------------------------
 
@@ -87,12 +90,17 @@ class GateWorker:
         if history is not None:
             self._cache.move_to_end(memory_id)
             return history
-        if new and not await self.log.memory_exists(memory_id):
+        if new and not await self._exists(memory_id):
             history = MemoryHistory()
         else:
             history = await self.load_history(memory_id)
         self._remember(memory_id, history)
         return history
+
+    async def _exists(self, memory_id: str) -> bool:
+        if self._known_ids is not None:
+            return memory_id in self._known_ids
+        return await self.log.memory_exists(memory_id)
 
     def _remember(self, memory_id: str, history: MemoryHistory) -> None:
         self._cache[memory_id] = history
@@ -111,7 +119,13 @@ class GateWorker:
             start_seq=1,
             ack_all=False,
         )
-        log.info("gate_started", swarm=self.gate.swarm, law_set=self.gate.laws.version)
+        self._known_ids = await self.log.memory_ids()
+        log.info(
+            "gate_started",
+            swarm=self.gate.swarm,
+            law_set=self.gate.laws.version,
+            memories=len(self._known_ids),
+        )
         try:
             while not stop.is_set():
                 msgs = await self.log.fetch(sub, self.batch, 0.5)
@@ -215,6 +229,8 @@ class GateWorker:
                 self._cache.pop(mid, None)  # rebuild from the log on redelivery
                 continue
             item.seq, item.duplicate = result.seq, result.duplicate
+            if self._known_ids is not None:
+                self._known_ids.add(mid)
             history = self._cache.get(mid)
             if history is not None:
                 history.doc = item.accepted.doc

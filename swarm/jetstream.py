@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -248,6 +249,29 @@ class JetStreamLog:
         except nats.js.errors.NotFoundError:
             return False
         return True
+
+    async def memory_ids(self) -> set[str]:
+        """Every memory id in the log: a paged listing of the LOG's subjects.
+
+        One request per page of subjects (not per message), so the gate can tell
+        a new memory from an existing one without a lookup per proposal.
+        """
+        ids: set[str] = set()
+        offset = 0
+        subject = f"$JS.API.STREAM.INFO.{self.subjects.log_stream}"
+        while True:
+            body = json.dumps({"subjects_filter": self.subjects.log_all, "offset": offset})
+            reply = await self._call(
+                self.nc.request(subject, body.encode(), timeout=30), "list the log's subjects"
+            )
+            data = json.loads(reply.data)
+            if "error" in data:
+                raise SwarmError(f"JetStream refused to list subjects: {data['error']}")
+            subjects = (data.get("state") or {}).get("subjects") or {}
+            ids.update(name.rsplit(".", 1)[-1] for name in subjects)
+            offset += len(subjects)
+            if not subjects or offset >= int(data.get("total", 0)):
+                return ids
 
     async def read_memory(self, memory_id: str) -> list[StoredMessage]:
         """Every log message of one memory, in order (direct gets by subject)."""

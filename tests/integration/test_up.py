@@ -7,6 +7,7 @@ import time
 import pytest
 
 from swarm.client import SwarmClient
+from swarm.errors import ChangeError
 from swarm.server import free_port
 from tests.integration.stack import UpProcess
 
@@ -35,6 +36,9 @@ async def test_up_stops_on_sigterm_and_resumes_with_nothing_lost(tmp_path):
         assert again.seq == receipts[-1].seq + 1
         assert (await c.get(receipts[0].id))["content"] == "before restart 0"
         assert (await c.get(again.id, after=again.seq))["content"] == "after restart"
+        # The restarted gate learnt the existing ids from the log: no second creation.
+        with pytest.raises(ChangeError, match="already exists"):
+            await c.remember("a second root for an old id", memory_id=receipts[3].id)
     assert up.terminate() == 0
 
 
