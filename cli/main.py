@@ -167,13 +167,26 @@ def main() -> None:
     help="JetStream sync_interval of the embedded server: 'always' or a duration like 1s.",
 )
 @click.option(
+    "--replicas",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 5),
+    help="Stream replicas (3 on a JetStream cluster); never lowered on restart.",
+)
+@click.option(
     "--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name."
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print where everything is as JSON, then run."
 )
 def up(
-    data_dir: str, port: int, nats_url: str | None, sync_interval: str, name: str, as_json: bool
+    data_dir: str,
+    port: int,
+    nats_url: str | None,
+    sync_interval: str,
+    replicas: int,
+    name: str,
+    as_json: bool,
 ) -> None:
     """Start the service (and an embedded nats-server) until Ctrl-C."""
     from cli.stack import run_stack  # noqa: PLC0415 - heavy imports only for `up`
@@ -190,6 +203,7 @@ def up(
                 swarm=name,
                 as_json=as_json,
                 install_signals=True,
+                replicas=replicas,
             )
         )
     except SwarmError as err:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from projections.service import SwarmService
+from swarm.jetstream import LogSettings
 from swarm.server import NatsServer
 
 
@@ -23,6 +24,7 @@ async def run_stack(
     swarm: str = "default",
     as_json: bool = False,
     install_signals: bool = False,
+    replicas: int = 1,
 ) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
@@ -34,7 +36,9 @@ async def run_stack(
             url = server.url
         else:
             url = nats_url
-        service = SwarmService(url, swarm=swarm, data_dir=data_dir)
+        service = SwarmService(
+            url, swarm=swarm, data_dir=data_dir, settings=LogSettings(replicas=replicas)
+        )
         await stack.enter_async_context(service)
         if install_signals:
             loop = asyncio.get_running_loop()
@@ -59,7 +63,8 @@ async def run_stack(
                 click.echo(f"  log store  {info['nats_store']}")
             click.echo(f"  duckdb     {info['duckdb']}")
             click.echo(f"  lancedb    {info['lancedb']}")
-            click.echo(f"  try        swarm remember 'hello' --url {url}")
+            name_opt = f" --name {swarm}" if swarm != "default" else ""
+            click.echo(f"  try        swarm remember 'hello' --url {url}{name_opt}")
             click.echo("Press Ctrl-C to stop.")
         await service.wait_closed()
         click.echo("stopping…", err=True)

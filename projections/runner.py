@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -29,15 +31,27 @@ from swarm import telemetry
 from swarm.api import wait_until
 from swarm.codec import decode_log_record
 from swarm.crdt import MemoryDoc
-from swarm.errors import SwarmError
+from swarm.errors import StoreError, SwarmError
 from swarm.events import LogRecord
 from swarm.jetstream import Closed, JetStreamLog, StoredMessage
 
-__all__ = ["Projector"]
+__all__ = ["ProjectionAhead", "Projector"]
 
 log = structlog.get_logger(__name__)
 
 RECALL_CHECKPOINT = "recall"
+
+
+class ProjectionAhead(StoreError):
+    """The projection holds events the log no longer has."""
+
+
+def _readable(row: dict[str, Any]) -> dict[str, Any]:
+    """A folded memories row in the shape DuckStore.get_memory returns."""
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else list(v) if k == "tags" else v)
+        for k, v in row.items()
+    }
 
 
 class Projector:
@@ -60,16 +74,26 @@ class Projector:
         self.durable = durable
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Projected] = OrderedDict()
-        self._projected = store.checkpoint()
+        self._projected = store.checkpoint()  # committed to DuckDB (and LanceDB)
+        self._visible = self._projected  # readable: folded, in LanceDB, maybe not yet committed
+        self._recent: dict[str, dict[str, Any]] = {}
+        self._recent_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Condition()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-write")
-        self._recall_marker = store.checkpoint(RECALL_CHECKPOINT)
+        self._recall_marker = self._recall_start()
         self._marker_saved_at = 0.0
         self.batches = 0
 
     @property
     def projected_seq(self) -> int:
+        """The last sequence committed to DuckDB (and LanceDB)."""
         return self._projected
+
+    @property
+    def visible_seq(self) -> int:
+        """The last sequence readers can see (folded; maybe still committing)."""
+        return self._visible
 
     # -- applying -------------------------------------------------------------------------
 
@@ -93,6 +117,11 @@ class Projector:
         if not records:
             return None
         folded = fold(records, self._known({r.event.memory_id for _, r, _ in records}))
+        # From here the batch's rows are determined: the log already holds these
+        # events, and a retry folds them to the same rows. So readers may see them
+        # before DuckDB commits: `get` from ``_recent``, recall once LanceDB has them.
+        with self._recent_lock:
+            self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
         # LanceDB is written in parallel with the DuckDB transaction: its upserts are
         # idempotent and never lower a row's seq, so if the DuckDB commit fails the
         # rows are simply written again with the retried batch.
@@ -104,6 +133,13 @@ class Projector:
             if in_step
             else None
         )
+        if recall_write is not None:
+
+            def visible(done: Future[None]) -> None:
+                if done.exception() is None:
+                    self._signal_visible(folded.last_seq)
+
+            recall_write.add_done_callback(visible)
         try:
             self.store.apply(
                 ProjectionBatch(
@@ -120,6 +156,9 @@ class Projector:
         finally:
             if recall_write is not None:
                 recall_write.result()
+        with self._recent_lock:
+            for mid in [m for m, row in self._recent.items() if row["seq"] <= folded.last_seq]:
+                del self._recent[mid]
         for mid, projected in folded.touched.items():
             self._cache[mid] = projected
             self._cache.move_to_end(mid)
@@ -132,6 +171,12 @@ class Projector:
             self.catch_up_recall()
         return folded
 
+    def _signal_visible(self, seq: int) -> None:
+        """From a worker thread: readers waiting for ``seq`` may go (see apply)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._notify(seq, durable=False)))
+
     def _persist_recall_marker(self, *, force: bool) -> None:
         """Store LanceDB's marker at most once a second (a crash re-feeds a little more)."""
         now = time.monotonic()
@@ -139,10 +184,15 @@ class Projector:
             self.store.set_checkpoint(RECALL_CHECKPOINT, self._recall_marker)
             self._marker_saved_at = now
 
+    def _recall_start(self) -> int:
+        """Where LanceDB's feed resumes: its marker, unless LanceDB holds less (a
+        deleted or older recall directory is refilled from DuckDB, no log replay)."""
+        return min(self.store.checkpoint(RECALL_CHECKPOINT), self.recall_store.max_seq())
+
     def catch_up_recall(self) -> int:
         """Feed LanceDB every memory row newer than its marker. Returns rows fed."""
         fed = 0
-        marker = self.store.checkpoint(RECALL_CHECKPOINT)
+        marker = self._recall_start()
         target = self.store.checkpoint()
         while marker < target:
             rows = self.store.memories_since(marker, limit=5000)
@@ -165,9 +215,11 @@ class Projector:
         self.recall_store.close()
         self.store.close()
 
-    async def _notify(self, seq: int) -> None:
+    async def _notify(self, seq: int, *, durable: bool = True) -> None:
         async with self._changed:
-            self._projected = max(self._projected, seq)
+            self._visible = max(self._visible, seq)
+            if durable:
+                self._projected = max(self._projected, seq)
             self._changed.notify_all()
 
     # -- the loop -------------------------------------------------------------------------
@@ -175,6 +227,8 @@ class Projector:
     async def run(self, stop: asyncio.Event) -> None:
         if self.log is None:
             raise SwarmError("this projector has no log to follow")
+        self._loop = asyncio.get_running_loop()
+        await self.check_against_log()
         fed = await asyncio.to_thread(self.catch_up_recall)
         if fed:
             log.info("recall_caught_up", rows=fed)
@@ -183,10 +237,36 @@ class Projector:
                 await self._follow(stop)
             except Closed:
                 return
+            except ProjectionAhead:
+                raise
             except SwarmError as err:
                 log.error("projector_retry", error=str(err))
                 self._cache.clear()
                 await asyncio.sleep(1.0)
+
+    async def check_against_log(self) -> None:
+        """Refuse to follow a log that no longer holds what this projection applied.
+
+        With a relaxed ``sync_interval`` a power failure can drop the log's last
+        acknowledged events after the projection committed them; new events would
+        then reuse those sequence numbers and be skipped. Detect it: the checkpoint
+        must not be past the log's end, and the event at the checkpoint must match.
+        """
+        assert self.log is not None
+        checkpoint = self.store.checkpoint()
+        if checkpoint == 0:
+            return
+        last = await self.log.last_seq()
+        mine = await asyncio.to_thread(self.store.events_since, checkpoint - 1, 1)
+        theirs = await self.log.event_id_at(checkpoint) if checkpoint <= last else None
+        if checkpoint > last or (mine and theirs is not None and mine[0]["event_id"] != theirs):
+            raise ProjectionAhead(
+                f"the projection has applied seq {checkpoint} but the log "
+                + (f"ends at {last}" if checkpoint > last else "holds another event there")
+                + ": the log lost acknowledged events (a power failure with a relaxed "
+                "sync_interval?). Stop the service, delete this swarm's projection directory "
+                "(<data>/swarms/<name>/) and start again to rebuild it from the log."
+            )
 
     async def _follow(self, stop: asyncio.Event) -> None:
         assert self.log is not None
@@ -231,34 +311,65 @@ class Projector:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def rebuild(self, *, until_seq: int | None = None, progress: Any = None) -> int:
-        """Fold the log from the checkpoint up to ``until_seq`` (or its end); returns seq."""
+    async def rebuild(
+        self, *, until_seq: int | None = None, progress: Any = None, batch: int = 5000
+    ) -> int:
+        """Fold the log from the checkpoint up to ``until_seq`` (or its end); returns seq.
+
+        Reading runs ahead of applying (a bounded queue of batches), so the log read
+        and the fold/commit overlap.
+        """
         if self.log is None:
             raise SwarmError("this projector has no log to read")
-        async for batch in self.log.read(
-            start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=self.batch
-        ):
-            await asyncio.to_thread(self.apply, batch)
-            self._projected = batch[-1].seq
-            if progress is not None:
-                progress(batch[-1].seq)
+        log = self.log
+        queue: asyncio.Queue[list[StoredMessage] | None] = asyncio.Queue(maxsize=3)
+
+        async def read_ahead() -> None:
+            try:
+                async for messages in log.read(
+                    start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=batch
+                ):
+                    await queue.put(messages)
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(read_ahead())
+        try:
+            while (messages := await queue.get()) is not None:
+                await asyncio.to_thread(self.apply, messages)
+                self._projected = messages[-1].seq
+                if progress is not None:
+                    progress(messages[-1].seq)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if reader.done() and not reader.cancelled() and (err := reader.exception()) is not None:
+            raise err
         await asyncio.to_thread(self.catch_up_recall)
+        self._persist_recall_marker(force=True)
         return self.store.checkpoint()
 
     # -- reads (the Views protocol) -------------------------------------------------------
 
-    async def wait_for(self, seq: int, timeout: float) -> None:
-        if self._projected >= seq:
+    async def wait_for(self, seq: int, timeout: float, *, durable: bool = False) -> None:
+        """Wait until ``seq`` is readable (``durable``: committed to DuckDB, for history)."""
+
+        def reached() -> bool:
+            return (self._projected if durable else self._visible) >= seq
+
+        if reached():
             return
-        await wait_until(
-            self._changed, lambda: self._projected >= seq, timeout, f"the projection to reach {seq}"
-        )
+        await wait_until(self._changed, reached, timeout, f"the projection to reach {seq}")
 
     async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None:
-        row = await asyncio.to_thread(self.store.get_memory, memory_id)
+        with self._recent_lock:
+            row = self._recent.get(memory_id)
+        if row is None:
+            row = await asyncio.to_thread(self.store.get_memory, memory_id)
         if row is None or (row["private"] and row["agent"] != requester):
             return None
-        return row
+        return dict(row)
 
     async def history(self, memory_id: str, requester: str | None) -> list[dict[str, Any]] | None:
         current = await self.get(memory_id, requester)

@@ -65,6 +65,7 @@ class SwarmService:
         self.projector_batch = projector_batch
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.failure: BaseException | None = None
         self.log: JetStreamLog | None = None
         self.store: DuckStore | None = None
         self.gate: GateWorker | None = None
@@ -104,8 +105,9 @@ class SwarmService:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
 
         def _done(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
-                log.error("task_failed", task=name, error=repr(t.exception()))
+            if not t.cancelled() and (err := t.exception()) is not None:
+                log.error("task_failed", task=name, error=repr(err))
+                self.failure = self.failure or err
                 self._stop.set()
 
         task.add_done_callback(_done)
@@ -142,8 +144,12 @@ class SwarmService:
             await msgs[-1].ack()
 
     async def wait_closed(self) -> None:
-        """Run until :meth:`stop` is called or a component fails."""
+        """Run until :meth:`stop` is called; re-raise a component's failure."""
         await self._stop.wait()
+        if isinstance(self.failure, SwarmError):
+            raise self.failure
+        if self.failure is not None:
+            raise SwarmError(f"the service stopped: {self.failure!r}") from self.failure
 
     def request_stop(self) -> None:
         self._stop.set()

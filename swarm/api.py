@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from typing import Any, Protocol
 
@@ -48,7 +49,10 @@ class Views(Protocol):
     @property
     def projected_seq(self) -> int: ...
 
-    async def wait_for(self, seq: int, timeout: float) -> None: ...
+    @property
+    def visible_seq(self) -> int: ...
+
+    async def wait_for(self, seq: int, timeout: float, *, durable: bool = False) -> None: ...
 
     async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None: ...
 
@@ -123,7 +127,11 @@ class ReadApi:
     async def _run(self, op: str, req: dict[str, Any]) -> Any:
         after = req.get("after")
         if after is not None:
-            await self.views.wait_for(int(after), min(float(req.get("timeout", 10.0)), MAX_WAIT))
+            # History reads DuckDB's version table: it waits for the commit. Other reads
+            # are served as soon as the projector has folded the event.
+            await self.views.wait_for(
+                int(after), min(float(req.get("timeout", 10.0)), MAX_WAIT), durable=op == "history"
+            )
         requester = req.get("requester")
         if op == "get":
             found = await self.views.get(str(req["id"]), requester)
@@ -156,6 +164,9 @@ class ReadApi:
     async def _status(self) -> dict[str, Any]:
         s = self.log.subjects
         log_seq = await self.log.last_seq()
+        # Let an in-flight commit land, so the counts agree with projected_seq.
+        with contextlib.suppress(Timeout):
+            await self.views.wait_for(self.views.visible_seq, 5.0, durable=True)
         projected = self.views.projected_seq
         counts = await self.views.counts()
         return {

@@ -133,7 +133,11 @@ class SwarmClient:
         private: bool = False,
         memory_id: str | None = None,
     ) -> Receipt:
-        """Store a new memory. ``memory_id`` may be given to make a retry idempotent."""
+        """Store a new memory; returns its receipt (``receipt.id`` is the memory id).
+
+        ``memory_id`` lets the caller choose the id (for example to check, after a
+        Timeout, whether the write landed); remembering an existing id is refused.
+        """
         mid = memory_id or new_id()
         with author(MemoryDoc(), self.actor) as (edit, out):
             edit.create(
@@ -231,8 +235,10 @@ class SwarmClient:
                 except (TimeoutError, Timeout):
                     if attempt == 2:
                         raise Timeout(
-                            f"no receipt for event {event.id} after {3 * self.timeout:.0f}s: is "
-                            "`swarm up` running? (retrying the same event is safe)"
+                            f"no receipt for event {event.id} (memory {memory_id}) after "
+                            f"{3 * self.timeout:.0f}s: is `swarm up` running? The proposal waits "
+                            "in the inbox and may still be applied: check get(memory_id) before "
+                            "writing again"
                         ) from None
                 finally:
                     self._waiting.pop(event.id, None)

@@ -160,10 +160,14 @@ class JetStreamLog:
         for config in self._configs():
             assert config.name is not None
             try:
-                await self.js.stream_info(config.name)
+                info = await self.js.stream_info(config.name)
             except nats.js.errors.NotFoundError:
                 await self._call(self.js.add_stream(config), f"create stream {config.name}")
                 continue
+            # Never lower a replication factor an operator raised with other tools.
+            current = info.config.num_replicas or 1
+            if current > (config.num_replicas or 1):
+                config = config.evolve(num_replicas=current)
             await self._call(self.js.update_stream(config), f"update stream {config.name}")
 
     async def _call(self, aw: Awaitable[T], what: str) -> T:
@@ -240,6 +244,14 @@ class JetStreamLog:
     async def message_count(self, stream: str) -> int:
         info = await self._call(self.js.stream_info(stream), "read the stream state")
         return int(info.state.messages)
+
+    async def event_id_at(self, seq: int) -> str | None:
+        """The event id (Nats-Msg-Id) of the LOG message at ``seq``, if there is one."""
+        try:
+            raw = await self.js.get_msg(self.subjects.log_stream, seq, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return (raw.headers or {}).get("Nats-Msg-Id")
 
     async def memory_exists(self, memory_id: str) -> bool:
         try:

@@ -75,7 +75,7 @@ class NatsServer:
         *,
         port: int = 4222,
         host: str = "127.0.0.1",
-        sync_interval: str = "1s",
+        sync_interval: str = "always",
         binary: str | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)

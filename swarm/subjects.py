@@ -35,7 +35,8 @@ class Subjects:
 
     @property
     def _stream_prefix(self) -> str:
-        return "SWARM_" + self.swarm.upper().replace("-", "_")
+        # '-' stays '-': "team-a" and "team_a" must not share streams.
+        return "SWARM_" + self.swarm.upper()
 
     # streams
     @property

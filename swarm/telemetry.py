@@ -54,13 +54,22 @@ def configure(service_name: str = "swarm-memory") -> None:
 
     exporter: SpanExporter
     if exporter_name == "console":
-        exporter = ConsoleSpanExporter()
+        import sys  # noqa: PLC0415
+
+        exporter = ConsoleSpanExporter(out=sys.stderr)  # stdout stays clean for --json
     else:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]  # noqa: PLC0415
                 OTLPSpanExporter,
             )
         except ImportError:
+            import sys  # noqa: PLC0415
+
+            print(
+                "warning: OTEL_TRACES_EXPORTER=otlp needs the exporter package: "
+                "pip install opentelemetry-exporter-otlp-proto-http",
+                file=sys.stderr,
+            )
             return
         exporter = OTLPSpanExporter()
     name = os.environ.get("OTEL_SERVICE_NAME", service_name)

@@ -196,3 +196,32 @@ async def test_tail_lists_events_in_log_order_without_content(clients):
     assert [e["seq"] for e in events] == [a.seq, b.seq]
     assert [e["type"] for e in events] == ["memory.remembered", "memory.updated"]
     assert all("content" not in e for e in events)
+
+
+async def test_projection_ahead_of_a_log_that_lost_its_tail_stops_the_service(
+    nats_url, swarm_name, tmp_path
+):
+    from projections.runner import ProjectionAhead  # noqa: PLC0415
+    from projections.service import SwarmService  # noqa: PLC0415
+    from swarm.jetstream import connect  # noqa: PLC0415
+    from swarm.subjects import Subjects  # noqa: PLC0415
+
+    data = tmp_path / "data"
+    async with SwarmService(nats_url, swarm=swarm_name, data_dir=data):
+        async with await SwarmClient.connect(
+            nats_url, swarm=swarm_name, agent="brad", instance="cloud"
+        ) as c:
+            receipts = [await c.remember(f"soon lost {i}") for i in range(3)]
+            await c.status()
+    # Simulate a power cut that took the log's tail: the stream comes back shorter.
+    nc = await connect(nats_url)
+    await nc.jetstream().delete_stream(Subjects(swarm_name).log_stream)
+    await nc.close()
+    service = SwarmService(nats_url, swarm=swarm_name, data_dir=data)
+    await service.start()
+    try:
+        with pytest.raises(ProjectionAhead, match="lost acknowledged events"):
+            await asyncio.wait_for(service.wait_closed(), 10)
+    finally:
+        await service.stop()
+    assert receipts[-1].seq == 3

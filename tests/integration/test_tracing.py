@@ -29,6 +29,7 @@ async def test_one_write_is_one_trace_from_client_to_projection(service, nats_ur
     ) as c:
         receipt = await c.remember("traced memory")
         await c.get(receipt.id, after=receipt.seq)
+        await c.status()  # waits for the projector's commit, so its span has ended
     spans = {s.name: s for s in EXPORTER.get_finished_spans()}
     if "swarm.memory.remembered" not in spans:
         pytest.fail(f"no client span; got {sorted(spans)} (tracer provider set elsewhere first?)")
