@@ -126,11 +126,14 @@ class ReadApi:
 
     async def _run(self, op: str, req: dict[str, Any]) -> Any:
         after = req.get("after")
+        wait = min(float(req.get("timeout", 10.0)), MAX_WAIT)
         if after is not None:
-            # History reads DuckDB's version table: it waits for the commit. Other reads
-            # are served as soon as the projector has folded the event.
+            await self.views.wait_for(int(after), wait)
+        if op == "history":
+            # History reads DuckDB's version table: let everything readers can already
+            # see be committed first, so history never lags a `get` made just before.
             await self.views.wait_for(
-                int(after), min(float(req.get("timeout", 10.0)), MAX_WAIT), durable=op == "history"
+                max(int(after or 0), self.views.visible_seq), wait, durable=True
             )
         requester = req.get("requester")
         if op == "get":

@@ -166,9 +166,8 @@ class JetStreamLog:
                 continue
             # Never lower a replication factor an operator raised with other tools.
             current = info.config.num_replicas or 1
-            if current > (config.num_replicas or 1):
-                config = config.evolve(num_replicas=current)
-            await self._call(self.js.update_stream(config), f"update stream {config.name}")
+            wanted = config.evolve(num_replicas=max(current, config.num_replicas or 1))
+            await self._call(self.js.update_stream(wanted), f"update stream {config.name}")
 
     async def _call(self, aw: Awaitable[T], what: str) -> T:
         try:

@@ -207,12 +207,12 @@ async def test_projection_ahead_of_a_log_that_lost_its_tail_stops_the_service(
     from swarm.subjects import Subjects  # noqa: PLC0415
 
     data = tmp_path / "data"
-    async with SwarmService(nats_url, swarm=swarm_name, data_dir=data):
-        async with await SwarmClient.connect(
-            nats_url, swarm=swarm_name, agent="brad", instance="cloud"
-        ) as c:
-            receipts = [await c.remember(f"soon lost {i}") for i in range(3)]
-            await c.status()
+    async with (
+        SwarmService(nats_url, swarm=swarm_name, data_dir=data),
+        await SwarmClient.connect(nats_url, swarm=swarm_name, agent="brad", instance="cloud") as c,
+    ):
+        receipts = [await c.remember(f"soon lost {i}") for i in range(3)]
+        await c.status()
     # Simulate a power cut that took the log's tail: the stream comes back shorter.
     nc = await connect(nats_url)
     await nc.jetstream().delete_stream(Subjects(swarm_name).log_stream)

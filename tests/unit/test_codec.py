@@ -363,9 +363,9 @@ def test_rejection_from_wire_rebuilds_law_violations_and_other_checks() -> None:
 def test_subjects_name_streams_and_subjects_of_one_swarm() -> None:
     s = Subjects("team-a")
     assert (s.inbox_stream, s.log_stream, s.rejected_stream) == (
-        "SWARM_TEAM_A_INBOX",
-        "SWARM_TEAM_A_LOG",
-        "SWARM_TEAM_A_REJECTED",
+        "SWARM_TEAM-A_INBOX",
+        "SWARM_TEAM-A_LOG",
+        "SWARM_TEAM-A_REJECTED",
     )
     assert s.inbox("planner", "one") == "swarm.team-a.inbox.planner.one"
     assert s.inbox_all == "swarm.team-a.inbox.>"
@@ -390,3 +390,10 @@ def test_subjects_parse_inbox_returns_the_writer_or_none() -> None:
 def test_subjects_refuse_an_invalid_swarm_name(name: str) -> None:
     with pytest.raises(ConfigError, match="invalid swarm name"):
         Subjects(name)
+
+
+def test_swarm_names_differing_in_dash_or_underscore_get_their_own_streams() -> None:
+    dash, under = Subjects("team-a"), Subjects("team_a")
+    assert {dash.inbox_stream, dash.log_stream, dash.rejected_stream}.isdisjoint(
+        {under.inbox_stream, under.log_stream, under.rejected_stream}
+    )
