@@ -212,6 +212,45 @@ def up(
         pass
 
 
+@main.command(hidden=True)
+@click.option("--role", type=click.Choice(["all", "gate", "projector"]), default="all")
+@click.option("--nats", "nats_url", required=True, help="NATS server to use.")
+@click.option("--name", envvar="SWARM_NAME", default="default", help="Swarm name.")
+@click.option("--data", "data_dir", default=".swarm", type=click.Path())
+@click.option("--replicas", default=1, type=click.IntRange(1, 5))
+@click.option("--parent", type=int, default=None, help="Stop when this process is gone.")
+@click.option("--json", "as_json", is_flag=True)
+def serve(
+    role: str,
+    nats_url: str,
+    name: str,
+    data_dir: str,
+    replicas: int,
+    parent: int | None,
+    as_json: bool,
+) -> None:
+    """Run one side of the service (used by `swarm up`)."""
+    from cli.stack import run_role  # noqa: PLC0415
+
+    telemetry.configure_logging("info")
+    try:
+        asyncio.run(
+            run_role(
+                Path(data_dir),
+                url=nats_url,
+                swarm=name,
+                role=role,  # type: ignore[arg-type]
+                replicas=replicas,
+                parent=parent,
+                as_json=as_json,
+            )
+        )
+    except SwarmError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's temp directory.")
 def demo(keep: bool) -> None:

@@ -16,9 +16,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,9 +77,10 @@ class Projector:
         self._visible = self._projected  # readable: folded, in LanceDB, maybe not yet committed
         self._recent: dict[str, dict[str, Any]] = {}
         self._recent_lock = threading.Lock()
+        self._readers = threading.Condition()
+        self._reading: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Condition()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recall-write")
         self._recall_marker = self._recall_start()
         self._marker_saved_at = 0.0
         self.batches = 0
@@ -122,40 +122,29 @@ class Projector:
         # before DuckDB commits: `get` from ``_recent``, recall once LanceDB has them.
         with self._recent_lock:
             self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
-        # LanceDB is written in parallel with the DuckDB transaction: its upserts are
-        # idempotent and never lower a row's seq, so if the DuckDB commit fails the
-        # rows are simply written again with the retried batch.
+        # LanceDB first, then readers may go, then the DuckDB transaction. (In parallel
+        # they gain nothing: DuckDB holds the GIL while it scans the Arrow batches.)
+        # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
+        # commit fails the rows are simply written again with the retried batch.
         in_step = self._recall_marker == checkpoint
-        recall_write = (
-            self._pool.submit(
-                self.recall_store.upsert, [recall_row(m) for m in folded.memories.values()]
+        if in_step:
+            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
+            self._signal_visible(folded.last_seq)
+            # DuckDB holds the GIL through its statements; readers already waiting for
+            # this batch go first (bounded), so read-your-writes is not queued behind it.
+            self._let_readers_finish(folded.last_seq)
+        self.store.apply(
+            ProjectionBatch(
+                last_seq=folded.last_seq,
+                events=folded.events,
+                memories=list(folded.memories.values()),
+                versions=folded.versions,
+                docs=[
+                    {**row, "version": folded.touched[mid].version}
+                    for mid, row in folded.docs.items()
+                ],
             )
-            if in_step
-            else None
         )
-        if recall_write is not None:
-
-            def visible(done: Future[None]) -> None:
-                if done.exception() is None:
-                    self._signal_visible(folded.last_seq)
-
-            recall_write.add_done_callback(visible)
-        try:
-            self.store.apply(
-                ProjectionBatch(
-                    last_seq=folded.last_seq,
-                    events=folded.events,
-                    memories=list(folded.memories.values()),
-                    versions=folded.versions,
-                    docs=[
-                        {**row, "version": folded.touched[mid].version}
-                        for mid, row in folded.docs.items()
-                    ],
-                )
-            )
-        finally:
-            if recall_write is not None:
-                recall_write.result()
         with self._recent_lock:
             for mid in [m for m, row in self._recent.items() if row["seq"] <= folded.last_seq]:
                 del self._recent[mid]
@@ -170,6 +159,29 @@ class Projector:
         else:
             self.catch_up_recall()
         return folded
+
+    @contextlib.contextmanager
+    def read_after(self, seq: int) -> Iterator[None]:
+        """Mark a read that waits for ``seq`` as in progress (see _let_readers_finish)."""
+        with self._readers:
+            self._reading[seq] += 1
+        try:
+            yield
+        finally:
+            with self._readers:
+                self._reading[seq] -= 1
+                if not self._reading[seq]:
+                    del self._reading[seq]
+                self._readers.notify_all()
+
+    def _let_readers_finish(self, seq: int, limit: float = 0.05) -> None:
+        deadline = time.monotonic() + limit
+        with self._readers:
+            while any(s <= seq for s in self._reading):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._readers.wait(remaining)
 
     def _signal_visible(self, seq: int) -> None:
         """From a worker thread: readers waiting for ``seq`` may go (see apply)."""
@@ -209,7 +221,6 @@ class Projector:
 
     def close(self) -> None:
         """Persist the recall marker and close both stores."""
-        self._pool.shutdown(wait=True)
         with contextlib.suppress(Exception):
             self._persist_recall_marker(force=True)
         self.recall_store.close()

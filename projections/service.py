@@ -13,7 +13,7 @@ import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import nats.errors
 import structlog
@@ -31,7 +31,12 @@ from swarm.jetstream import Closed, JetStreamLog, LogSettings, connect
 from swarm.laws import LawSet, default_laws
 from swarm.subjects import Subjects
 
-__all__ = ["SwarmService", "store_paths"]
+__all__ = ["Role", "SwarmService", "store_paths"]
+
+#: What one service process runs: everything, or one side of the split that
+#: `swarm up` uses (the gate in one process, projector and reads in another, so
+#: neither waits on the other's GIL).
+Role = Literal["all", "gate", "projector"]
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +59,7 @@ class SwarmService:
         limits: Limits | None = None,
         settings: LogSettings | None = None,
         projector_batch: int = 1000,
+        role: Role = "all",
     ) -> None:
         self.url = url
         self.subjects = Subjects(swarm)
@@ -63,6 +69,7 @@ class SwarmService:
         self.limits = limits
         self.settings = settings
         self.projector_batch = projector_batch
+        self.role = role
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.failure: BaseException | None = None
@@ -87,18 +94,22 @@ class SwarmService:
             raise SwarmError(
                 f"JetStream is not enabled on {self.url} (start nats-server with -js)"
             ) from None
-        duck_path, lance_path = store_paths(self.data_dir, self.subjects.swarm)
-        duck_path.parent.mkdir(parents=True, exist_ok=True)
-        self.store = DuckStore(duck_path)
-        recall = LanceRecall(lance_path, self.embedder)
-        self.gate = GateWorker(self.log, Gate(self.subjects.swarm, self.laws, self.limits))
-        self.projector = Projector(self.log, self.store, recall, batch=self.projector_batch)
+        if self.role in ("all", "gate"):
+            self.gate = GateWorker(self.log, Gate(self.subjects.swarm, self.laws, self.limits))
+            self._spawn(self.gate.run(self._stop), "gate")
+        if self.role in ("all", "projector"):
+            duck_path, lance_path = store_paths(self.data_dir, self.subjects.swarm)
+            duck_path.parent.mkdir(parents=True, exist_ok=True)
+            self.store = DuckStore(duck_path)
+            recall = LanceRecall(lance_path, self.embedder)
+            self.projector = Projector(self.log, self.store, recall, batch=self.projector_batch)
+            self._spawn(self.projector.run(self._stop), "projector")
+            self._spawn(self._project_rejections(), "rejections")
         self.api = ReadApi(self.log, self.projector, self.gate)
         await self.api.start()
-        self._spawn(self.gate.run(self._stop), "gate")
-        self._spawn(self.projector.run(self._stop), "projector")
-        self._spawn(self._project_rejections(), "rejections")
-        log.info("service_started", swarm=self.subjects.swarm, url=self.url, **self.paths)
+        log.info(
+            "service_started", swarm=self.subjects.swarm, role=self.role, url=self.url, **self.paths
+        )
         return self
 
     def _spawn(self, coro: Any, name: str) -> None:

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import contextlib
 import json
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import structlog
@@ -54,6 +55,8 @@ class Views(Protocol):
 
     async def wait_for(self, seq: int, timeout: float, *, durable: bool = False) -> None: ...
 
+    def read_after(self, seq: int) -> AbstractContextManager[None]: ...
+
     async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None: ...
 
     async def history(
@@ -75,7 +78,9 @@ class Views(Protocol):
 
 
 class ReadApi:
-    def __init__(self, log: JetStreamLog, views: Views, gate: GateWorker | None = None) -> None:
+    def __init__(
+        self, log: JetStreamLog, views: Views | None, gate: GateWorker | None = None
+    ) -> None:
         self.log = log
         self.views = views
         self.gate = gate
@@ -83,7 +88,11 @@ class ReadApi:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        for op in OPERATIONS:
+        """Serve the operations this process can answer: reads with views, `doc` with a gate."""
+        ops = [
+            op for op in OPERATIONS if (op == "doc" and self.gate) or (op != "doc" and self.views)
+        ]
+        for op in ops:
             sub = await self.log.nc.subscribe(
                 self.log.subjects.api(op), queue="swarm-api", cb=self._dispatch
             )
@@ -125,31 +134,40 @@ class ReadApi:
             await self.log.nc.publish(msg.reply, json.dumps(body, default=str).encode())
 
     async def _run(self, op: str, req: dict[str, Any]) -> Any:
+        if op == "doc":
+            return await self._doc(str(req["id"]), req.get("requester"))
+        views = self.views
+        if views is None:  # pragma: no cover - such a process does not subscribe
+            raise SwarmError(f"this process does not serve {op}")
+        if req.get("after") is None:
+            return await self._read(views, op, req)
+        with views.read_after(int(req["after"])):  # the projector lets this read go first
+            return await self._read(views, op, req)
+
+    async def _read(self, views: Views, op: str, req: dict[str, Any]) -> Any:
         after = req.get("after")
         wait = min(float(req.get("timeout", 10.0)), MAX_WAIT)
         if after is not None:
-            await self.views.wait_for(int(after), wait)
+            await views.wait_for(int(after), wait)
         if op == "history":
             # History reads DuckDB's version table: let everything readers can already
             # see be committed first, so history never lags a `get` made just before.
-            await self.views.wait_for(
-                max(int(after or 0), self.views.visible_seq), wait, durable=True
-            )
+            await views.wait_for(max(int(after or 0), views.visible_seq), wait, durable=True)
         requester = req.get("requester")
         if op == "get":
-            found = await self.views.get(str(req["id"]), requester)
+            found = await views.get(str(req["id"]), requester)
             if found is None:
                 raise NotFound(f"no memory {req['id']}")
             return found
         if op == "history":
-            versions = await self.views.history(str(req["id"]), requester)
+            versions = await views.history(str(req["id"]), requester)
             if versions is None:
                 raise NotFound(f"no memory {req['id']}")
             return {"id": req["id"], "versions": versions}
         if op == "recall":
             tags = req.get("tags") or []
             return {
-                "results": await self.views.recall(
+                "results": await views.recall(
                     str(req["query"]),
                     k=max(1, min(int(req.get("k", 10)), 1000)),
                     requester=requester,
@@ -159,19 +177,17 @@ class ReadApi:
                 )
             }
         if op == "status":
-            return await self._status()
-        if op == "doc":
-            return await self._doc(str(req["id"]), requester)
+            return await self._status(views)
         raise SwarmError(f"unknown operation {op}")
 
-    async def _status(self) -> dict[str, Any]:
+    async def _status(self, views: Views) -> dict[str, Any]:
         s = self.log.subjects
         log_seq = await self.log.last_seq()
         # Let an in-flight commit land, so the counts agree with projected_seq.
         with contextlib.suppress(Timeout):
-            await self.views.wait_for(self.views.visible_seq, 5.0, durable=True)
-        projected = self.views.projected_seq
-        counts = await self.views.counts()
+            await views.wait_for(views.visible_seq, 5.0, durable=True)
+        projected = views.projected_seq
+        counts = await views.counts()
         return {
             "swarm": s.swarm,
             "log_seq": log_seq,
