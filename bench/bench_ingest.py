@@ -56,6 +56,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    CAUSES,
+    EVENTS,
+    OUTCOMES,
+    SYSTEMS,
     CpuMeter,
     NatsProcess,
     ServiceProcess,
@@ -71,28 +75,6 @@ from bench.common import (
 SWARM = "bench"
 AGENTS = ("writer-a", "writer-b")
 
-SYSTEMS = (
-    "billing service", "auth gateway", "search index", "payments api", "user database",
-    "event bus", "cache layer", "deploy pipeline", "metrics store", "web frontend",
-    "mobile app", "recommendation model", "email worker", "feature flags", "data warehouse",
-)  # fmt: skip
-EVENTS = (
-    "failed after", "recovered after", "slowed down during", "was rolled back after",
-    "ran out of memory during", "started timing out after", "was upgraded before",
-    "lost connections during", "doubled its latency after", "was patched following",
-)  # fmt: skip
-CAUSES = (
-    "the friday release", "a schema migration", "a config change", "the traffic spike",
-    "the region failover", "a dependency bump", "the nightly batch job", "a cache flush",
-)  # fmt: skip
-OUTCOMES = (
-    "the fix was to raise the connection pool size",
-    "we pinned the previous version until the vendor ships a patch",
-    "adding a retry with jitter solved it",
-    "the root cause was a missing index on the orders table",
-    "alerting did not fire because the threshold was too high",
-    "rolling restarts cleared the stuck workers",
-)  # fmt: skip
 TAGS = ("incident", "infra", "db", "frontend", "oncall", "perf")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -583,6 +565,8 @@ async def run_setting(sync: str, args: argparse.Namespace, size: int) -> dict[st
                     prof_path.parent.mkdir(parents=True, exist_ok=True)
                     profile_ctx = Profiler(service.pid, prof_path)
                 pids = {"bench": None, "service": service.pid, "nats-server": nats_proc.pid}
+                if service.gate_pid is not None:  # `swarm up` runs the gate in a child
+                    pids["gate"] = service.gate_pid
                 with profile_ctx, CpuMeter(pids) as cpu:
                     out["ingest"] = await ingest(
                         nats_proc.url, count=args.events, writers=args.writers,

@@ -34,38 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import CAUSES, EVENTS, OUTCOMES, SYSTEMS
 from projections.lance import LanceRecall
 from swarm.embed import HashingEmbedder
 
-SYSTEMS = (
-    "billing service", "auth gateway", "search index", "payments api", "user database",
-    "event bus", "cache layer", "deploy pipeline", "metrics store", "web frontend",
-    "mobile app", "recommendation model", "email worker", "feature flags", "data warehouse",
-    "kafka cluster", "redis cache", "postgres primary", "dns resolver", "load balancer",
-)  # fmt: skip
-EVENTS = (
-    "failed after", "recovered after", "slowed down during", "was rolled back after",
-    "ran out of memory during", "started timing out after", "was upgraded before",
-    "lost connections during", "doubled its latency after", "was patched following",
-    "threw certificate errors after", "hit the rate limit during",
-)  # fmt: skip
-CAUSES = (
-    "the friday release", "a schema migration", "a config change", "the traffic spike",
-    "the region failover", "a dependency bump", "the nightly batch job", "a cache flush",
-    "the certificate rotation", "a noisy neighbour", "the index rebuild", "a network partition",
-)  # fmt: skip
-OUTCOMES = (
-    "the fix was to raise the connection pool size",
-    "we pinned the previous version until the vendor ships a patch",
-    "adding a retry with jitter solved it",
-    "the root cause was a missing index on the orders table",
-    "customers in europe saw errors for twenty minutes",
-    "alerting did not fire because the threshold was too high",
-    "the runbook needs a step for draining the queue first",
-    "rolling restarts cleared the stuck workers",
-    "a feature flag now guards the new code path",
-    "the team agreed to add a canary stage",
-)  # fmt: skip
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 KINDS = ("fact", "decision", "observation", "task")
 TAGS = ("incident", "infra", "db", "frontend", "security", "cost", "oncall", "perf")

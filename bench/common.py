@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -220,6 +221,38 @@ class CpuMeter:
         }
 
 
+# -- synthetic memory texts (shared by the benchmarks; no digits, nothing a law flags) --
+
+SYSTEMS = (
+    "billing service", "auth gateway", "search index", "payments api", "user database",
+    "event bus", "cache layer", "deploy pipeline", "metrics store", "web frontend",
+    "mobile app", "recommendation model", "email worker", "feature flags", "data warehouse",
+    "kafka cluster", "redis cache", "postgres primary", "dns resolver", "load balancer",
+)  # fmt: skip
+EVENTS = (
+    "failed after", "recovered after", "slowed down during", "was rolled back after",
+    "ran out of memory during", "started timing out after", "was upgraded before",
+    "lost connections during", "doubled its latency after", "was patched following",
+    "threw certificate errors after", "hit the rate limit during",
+)  # fmt: skip
+CAUSES = (
+    "the friday release", "a schema migration", "a config change", "the traffic spike",
+    "the region failover", "a dependency bump", "the nightly batch job", "a cache flush",
+    "the certificate rotation", "a noisy neighbour", "the index rebuild", "a network partition",
+)  # fmt: skip
+OUTCOMES = (
+    "the fix was to raise the connection pool size",
+    "we pinned the previous version until the vendor ships a patch",
+    "adding a retry with jitter solved it",
+    "the root cause was a missing index on the orders table",
+    "customers in europe saw errors for twenty minutes",
+    "alerting did not fire because the threshold was too high",
+    "the runbook needs a step for draining the queue first",
+    "rolling restarts cleared the stuck workers",
+    "a feature flag now guards the new code path",
+    "the team agreed to add a canary stage",
+)  # fmt: skip
+
 # -- child processes ------------------------------------------------------------------------
 
 _children: set[int] = set()
@@ -316,7 +349,9 @@ class NatsProcess:
 
 
 class ServiceProcess:
-    """SwarmService (gate + projector + read API) in one child process."""
+    """The service as users run it: `swarm up --nats URL` (projector + reads in this
+    process, the gate in its child). With ``in_process_gate`` (or a cProfile), the
+    older one-process layout (`common.py serve`) instead."""
 
     def __init__(
         self,
@@ -326,12 +361,14 @@ class ServiceProcess:
         data_dir: Path,
         cprofile: Path | None = None,
         env: dict[str, str] | None = None,
+        in_process_gate: bool = False,
     ) -> None:
         self.url = url
         self.swarm = swarm
         self.data_dir = Path(data_dir)
         self.cprofile = cprofile
         self.env = env or {}
+        self.single = in_process_gate or cprofile is not None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "service.log"
         self.ready_path = self.data_dir / "service.ready"
@@ -341,25 +378,40 @@ class ServiceProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    @property
+    def gate_pid(self) -> int | None:
+        pid = self.info.get("gate_pid")
+        return int(pid) if pid else None
+
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.ready_path.unlink()
-        cmd = [
-            sys.executable, str(Path(__file__).resolve()), "serve",
-            "--url", self.url, "--swarm", self.swarm,
-            "--data-dir", str(self.data_dir), "--ready", str(self.ready_path),
-        ]  # fmt: skip
-        if self.cprofile is not None:
-            cmd += ["--cprofile", str(self.cprofile)]
+        if self.single:
+            cmd = [
+                sys.executable, str(Path(__file__).resolve()), "serve",
+                "--url", self.url, "--swarm", self.swarm,
+                "--data-dir", str(self.data_dir), "--ready", str(self.ready_path),
+            ]  # fmt: skip
+            if self.cprofile is not None:
+                cmd += ["--cprofile", str(self.cprofile)]
+        else:
+            cmd = [
+                sys.executable, "-m", "cli.main", "up", "--nats", self.url, "--name", self.swarm,
+                "--data", str(self.data_dir), "--json",
+            ]  # fmt: skip
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("SWARM_LOG_LEVEL", "warning")
         with self.log_path.open("ab") as logfile:
             self.proc = subprocess.Popen(
-                cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                cmd, stdout=subprocess.PIPE if not self.single else logfile,
+                stderr=logfile if not self.single else subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, start_new_session=True, cwd=ROOT,
             )  # fmt: skip
         _children.add(self.proc.pid)
+        if not self.single:
+            return self._await_up_line(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -373,6 +425,19 @@ class ServiceProcess:
             time.sleep(0.02)
         self.stop()
         raise TimeoutError(f"service not ready in {timeout}s:\n{_tail(self.log_path)}")
+
+    def _await_up_line(self, timeout: float) -> ServiceProcess:
+        assert self.proc is not None and self.proc.stdout is not None
+        result: list[bytes] = []
+        reader = threading.Thread(target=lambda: result.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout)
+        line = result[0] if result else b""
+        if not line.startswith(b"{"):
+            self.stop()
+            raise RuntimeError(f"swarm up did not start:\n{_tail(self.log_path)}")
+        self.info = json.loads(line)
+        return self
 
     def stop(self, timeout: float = 20.0) -> None:
         proc, self.proc = self.proc, None

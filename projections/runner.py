@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from nats.aio.msg import Msg
 
 from projections.duckdb_store import DuckStore, ProjectionBatch
 from projections.lance import LanceRecall
@@ -39,6 +40,9 @@ __all__ = ["ProjectionAhead", "Projector"]
 log = structlog.get_logger(__name__)
 
 RECALL_CHECKPOINT = "recall"
+#: Longest a staged (readable) batch waits for its DuckDB commit: under load,
+#: batches fetched within this window share one transaction.
+COMMIT_EVERY = 0.05
 
 
 class ProjectionAhead(StoreError):
@@ -81,7 +85,10 @@ class Projector:
         self._reading: Counter[int] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Condition()
-        self._recall_marker = self._recall_start()
+        self._recall_marker = self._recall_start()  # LanceDB holds everything up to here
+        self._recall_base = self._recall_marker  # LanceDB holds rows up to here (maybe uncommitted)
+        self._pending: list[Folded] = []
+        self._staged_seq = 0
         self._marker_saved_at = 0.0
         self.batches = 0
 
@@ -106,59 +113,89 @@ class Projector:
         return known
 
     def apply(self, messages: Sequence[StoredMessage]) -> Folded | None:
-        """Fold and commit one batch (blocking: runs in a worker thread)."""
-        checkpoint = self.store.checkpoint()
+        """Stage and commit one batch (blocking: runs in a worker thread)."""
+        folded = self.stage(messages)
+        self.commit()
+        return folded
+
+    def stage(self, messages: Sequence[StoredMessage]) -> Folded | None:
+        """Fold a batch, write LanceDB and make it readable; DuckDB waits for commit().
+
+        From the fold on, the batch's rows are determined: the log already holds
+        these events, and a retry folds them to the same rows. So readers may see
+        them before DuckDB commits: `get` from ``_recent``, recall from LanceDB.
+        """
+        high = max(self.store.checkpoint(), self._staged_seq)
         records: list[tuple[int, LogRecord, str | None]] = []
         for msg in messages:
-            if msg.seq <= checkpoint:
-                continue  # already committed: replay is safe
+            if msg.seq <= high:
+                continue  # already staged or committed: replay is safe
             tp = msg.headers.get("traceparent")
             records.append((msg.seq, decode_log_record(msg.data), tp.split("-")[1] if tp else None))
         if not records:
             return None
         folded = fold(records, self._known({r.event.memory_id for _, r, _ in records}))
-        # From here the batch's rows are determined: the log already holds these
-        # events, and a retry folds them to the same rows. So readers may see them
-        # before DuckDB commits: `get` from ``_recent``, recall once LanceDB has them.
-        with self._recent_lock:
-            self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
-        # LanceDB first, then readers may go, then the DuckDB transaction. (In parallel
-        # they gain nothing: DuckDB holds the GIL while it scans the Arrow batches.)
-        # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
-        # commit fails the rows are simply written again with the retried batch.
-        in_step = self._recall_marker == checkpoint
-        if in_step:
-            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
-            self._signal_visible(folded.last_seq)
-            # DuckDB holds the GIL through its statements; readers already waiting for
-            # this batch go first (bounded), so read-your-writes is not queued behind it.
-            self._let_readers_finish(folded.last_seq)
-        self.store.apply(
-            ProjectionBatch(
-                last_seq=folded.last_seq,
-                events=folded.events,
-                memories=list(folded.memories.values()),
-                versions=folded.versions,
-                docs=[
-                    {**row, "version": folded.touched[mid].version}
-                    for mid, row in folded.docs.items()
-                ],
-            )
-        )
-        with self._recent_lock:
-            for mid in [m for m, row in self._recent.items() if row["seq"] <= folded.last_seq]:
-                del self._recent[mid]
         for mid, projected in folded.touched.items():
             self._cache[mid] = projected
             self._cache.move_to_end(mid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        if in_step:
-            self._recall_marker = folded.last_seq
+        with self._recent_lock:
+            self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
+        self._pending.append(folded)
+        self._staged_seq = folded.last_seq
+        # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
+        # commit fails the rows are simply written again when the batch is retried.
+        if self._recall_base >= high:  # LanceDB holds everything before this batch
+            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
+            self._recall_base = folded.last_seq
+            self._signal_visible(folded.last_seq)
+            # DuckDB holds the GIL through its statements; readers already waiting for
+            # this batch go first (bounded), so read-your-writes is not queued behind it.
+            self._let_readers_finish(folded.last_seq)
+        return folded
+
+    @property
+    def pending_events(self) -> int:
+        return sum(len(f.events) for f in self._pending)
+
+    def commit(self) -> int:
+        """Write every staged batch to DuckDB in one transaction, with the checkpoint."""
+        if not self._pending:
+            return self.store.checkpoint()
+        pending, last = self._pending, self._pending[-1]
+        memories: dict[str, dict[str, Any]] = {}
+        docs: dict[str, dict[str, Any]] = {}
+        for folded in pending:
+            memories.update(folded.memories)
+            for mid, row in folded.docs.items():
+                docs[mid] = {**row, "version": folded.touched[mid].version}
+        self.store.apply(
+            ProjectionBatch(
+                last_seq=last.last_seq,
+                events=[e for f in pending for e in f.events],
+                memories=list(memories.values()),
+                versions=[v for f in pending for v in f.versions],
+                docs=list(docs.values()),
+            )
+        )
+        self._pending = []
+        with self._recent_lock:
+            for mid in [m for m, row in self._recent.items() if row["seq"] <= last.last_seq]:
+                del self._recent[mid]
+        if self._recall_base == last.last_seq:
+            self._recall_marker = self._recall_base = last.last_seq
             self._persist_recall_marker(force=False)
         else:
             self.catch_up_recall()
-        return folded
+        return last.last_seq
+
+    def discard_staged(self) -> None:
+        """Forget staged batches (after a failed commit: they are refetched from the log)."""
+        self._pending = []
+        self._staged_seq = 0
+        self._cache.clear()
+        self._recall_base = self._recall_marker = self._recall_start()
 
     @contextlib.contextmanager
     def read_after(self, seq: int) -> Iterator[None]:
@@ -184,7 +221,7 @@ class Projector:
                 self._readers.wait(remaining)
 
     def _signal_visible(self, seq: int) -> None:
-        """From a worker thread: readers waiting for ``seq`` may go (see apply)."""
+        """From a worker thread: readers waiting for ``seq`` may go (see stage)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(lambda: loop.create_task(self._notify(seq, durable=False)))
@@ -216,7 +253,7 @@ class Projector:
             fed += len(rows)
         if marker < target:
             self.store.set_checkpoint(RECALL_CHECKPOINT, target)
-        self._recall_marker = max(marker, target)
+        self._recall_marker = self._recall_base = max(marker, target)
         return fed
 
     def close(self) -> None:
@@ -291,36 +328,60 @@ class Projector:
             fresh=True,
         )
         log.info("projector_started", swarm=s.swarm, from_seq=self.store.checkpoint() + 1)
+        last_msg = None
+        staged_since = 0.0
         try:
             while not stop.is_set():
-                msgs = await self.log.fetch(sub, self.batch, 0.5)
-                if not msgs:
-                    continue
-                first = msgs[0].metadata.sequence.stream
-                if first > self._projected + 1:
-                    # The log has no gaps (deletes are denied): a gap means a late
-                    # redelivery or a lost message. Start over from the checkpoint.
-                    raise SwarmError(f"log gap: expected seq {self._projected + 1}, got {first}")
-                stored = [
-                    StoredMessage(
-                        seq=m.metadata.sequence.stream,
-                        subject=m.subject,
-                        data=m.data,
-                        headers=dict(m.headers or {}),
-                    )
-                    for m in msgs
-                ]
-                ctx = telemetry.extract(stored[-1].headers)
-                with telemetry.tracer.start_as_current_span(
-                    "projector.apply", context=ctx, attributes={"swarm.batch": len(stored)}
-                ):
-                    folded = await asyncio.to_thread(self.apply, stored)
-                await msgs[-1].ack()
-                self.batches += 1
-                await self._notify(folded.last_seq if folded else stored[-1].seq)
+                wait = (
+                    0.5
+                    if last_msg is None
+                    else max(0.0, COMMIT_EVERY - (time.monotonic() - staged_since))
+                )
+                msgs = await self.log.fetch(sub, self.batch, max(wait, 0.001))
+                if msgs:
+                    first = msgs[0].metadata.sequence.stream
+                    expected = max(self._projected, self._staged_seq) + 1
+                    if first > expected:
+                        # The log has no gaps (deletes are denied): a gap means a late
+                        # redelivery or a lost message. Start over from the checkpoint.
+                        raise SwarmError(f"log gap: expected seq {expected}, got {first}")
+                    stored = [
+                        StoredMessage(
+                            seq=m.metadata.sequence.stream,
+                            subject=m.subject,
+                            data=m.data,
+                            headers=dict(m.headers or {}),
+                        )
+                        for m in msgs
+                    ]
+                    ctx = telemetry.extract(stored[-1].headers)
+                    with telemetry.tracer.start_as_current_span(
+                        "projector.apply", context=ctx, attributes={"swarm.batch": len(stored)}
+                    ):
+                        await asyncio.to_thread(self.stage, stored)
+                    if last_msg is None:
+                        staged_since = time.monotonic()
+                    last_msg = msgs[-1]
+                due = time.monotonic() - staged_since >= COMMIT_EVERY
+                if last_msg is not None and (not msgs or due or self.pending_events >= self.batch):
+                    # Group commit: one DuckDB transaction for everything staged, then
+                    # the log is acknowledged (AckAll) up to the last message.
+                    await self._commit_and_ack(last_msg)
+                    last_msg = None
+            if last_msg is not None:  # a clean stop commits what it staged
+                await self._commit_and_ack(last_msg)
+        except BaseException:
+            await asyncio.to_thread(self.discard_staged)
+            raise
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _commit_and_ack(self, last_msg: Msg) -> None:
+        seq = await asyncio.to_thread(self.commit)
+        await last_msg.ack()
+        self.batches += 1
+        await self._notify(seq)
 
     async def rebuild(
         self, *, until_seq: int | None = None, progress: Any = None, batch: int = 5000

@@ -23,6 +23,9 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server = NatsServer(store, port=free_port(), sync_interval="always")
     server.start()
     yield server
+    from tests.integration.stack import kill_leftovers  # noqa: PLC0415
+
+    kill_leftovers()
     server.stop()
 
 

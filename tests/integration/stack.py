@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+STARTED: list[UpProcess] = []
+
+
+def kill_leftovers() -> None:
+    """Kill every `swarm up` a test started and did not stop (a failed test's)."""
+    for up in STARTED:
+        if up.proc is not None and up.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(up.proc.pid, signal.SIGKILL)
+    STARTED.clear()
 
 
 class UpProcess:
@@ -33,6 +46,7 @@ class UpProcess:
                 cwd=ROOT,
                 start_new_session=True,
             )
+        STARTED.append(self)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
