@@ -26,7 +26,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState, Transaction
@@ -77,10 +77,21 @@ class MemoryState:
     recall: dict[str, int] = field(default_factory=dict, compare=True)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tags"] = list(self.tags)
-        del data["recall"]
-        return data
+        # By hand: dataclasses.asdict deep-copies and was 40% of a projection rebuild.
+        return {
+            "id": self.id,
+            "content": self.content,
+            "kind": self.kind,
+            "tags": list(self.tags),
+            "importance": self.importance,
+            "recall_count": self.recall_count,
+            "agent": self.agent,
+            "instance": self.instance,
+            "private": self.private,
+            "created_at": self.created_at,
+            "forgotten": self.forgotten,
+            "forgotten_reason": self.forgotten_reason,
+        }
 
     def text_fields(self) -> dict[str, str | Sequence[str]]:
         """The fields a content law should read."""

@@ -664,3 +664,17 @@ def test_replicas_converge_whatever_the_delivery_order(
     assert snapshot(merge(merge(da, db), dc)) == expected
     assert snapshot(merge(da, da)) == snapshot(da)
     assert da.apply(da.save(), strict=False)[1] == []
+
+
+def test_state_as_dict_lists_every_field_but_the_per_writer_counters() -> None:
+    import dataclasses  # noqa: PLC0415
+
+    from swarm.crdt import MemoryState  # noqa: PLC0415
+
+    names = {f.name for f in dataclasses.fields(MemoryState)} - {"recall"}
+    state = MemoryState(
+        id="m", content="c", kind="fact", tags=("a",), importance=0.5, recall_count=2,
+        agent="a", instance="i", private=False, created_at="t", recall={"x": 2},
+    )  # fmt: skip
+    assert set(state.as_dict()) == names
+    assert state.as_dict()["tags"] == ["a"]
