@@ -27,11 +27,6 @@ from swarm.jetstream import LogSettings
 from swarm.server import NatsServer
 
 READY_TIMEOUT = 60.0
-#: GIL switch interval of service processes (Python's default is 5 ms). DuckDB's
-#: writer re-takes the GIL many times per statement; with a reader thread busy,
-#: each re-take waits a full interval. 0.5 ms cut recall-after-write latency (see
-#: docs/benchmarks.md).
-SWITCH_INTERVAL = float(os.environ.get("SWARM_SWITCH_INTERVAL", "0.005"))
 
 
 async def run_stack(
@@ -46,7 +41,6 @@ async def run_stack(
     replicas: int = 1,
 ) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
-    sys.setswitchinterval(SWITCH_INTERVAL)
     async with AsyncExitStack() as stack:
         server: NatsServer | None = None
         if nats_url is None:
@@ -170,7 +164,6 @@ async def run_role(
     as_json: bool = False,
 ) -> None:
     """One side of the service in this process, until SIGTERM (or its parent goes)."""
-    sys.setswitchinterval(SWITCH_INTERVAL)
     service = SwarmService(
         url, swarm=swarm, data_dir=data_dir, settings=LogSettings(replicas=replicas), role=role
     )
