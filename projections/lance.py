@@ -236,13 +236,16 @@ class _Mirror:
             new[: self.size] = old[: self.size]
             setattr(self, name, new)
 
-    def _release(self, p: int) -> None:
+    def _untag(self, p: int) -> None:
         for tag in self.tags[p]:
             holders = self.tag_pos.get(tag)
             if holders is not None:
                 holders.discard(p)
                 if not holders:
                     del self.tag_pos[tag]
+
+    def _release(self, p: int) -> None:
+        self._untag(p)
         del self.pos[self.ids[p]]
         self.live[p] = False
         self.ids[p] = ""
@@ -277,12 +280,7 @@ class _Mirror:
                     self.agents.append("")
                 self.pos[row.id] = p
             else:
-                for tag in self.tags[p]:
-                    holders = self.tag_pos.get(tag)
-                    if holders is not None:
-                        holders.discard(p)
-                        if not holders:
-                            del self.tag_pos[tag]
+                self._untag(p)
             self.vecs[p] = vectors[vi]
             vi += 1
             self.live[p] = True

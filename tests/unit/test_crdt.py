@@ -6,12 +6,13 @@ import os
 from collections.abc import Callable
 
 import pytest
-from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction
+from automerge.core import ROOT, ObjType, ScalarType, Transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swarm.crdt import Editor, MemoryDoc, MemoryState, author, instance_tag, new_actor
 from swarm.errors import ChangeError
+from tests.unit.builders import hand_made
 
 SWARM = "swarm-1"
 AGENT = "planner"
@@ -60,17 +61,6 @@ def edit_output(doc: MemoryDoc, actor: bytes, fn: Callable[[Editor], None]) -> l
     with author(doc, actor) as (editor, out):
         fn(editor)
     return out
-
-
-def hand_made(doc: MemoryDoc, actor: bytes, fn: Callable[[Transaction], None]) -> bytes:
-    """A change written with raw Automerge calls, bypassing the Editor."""
-    raw = Document.load(doc.save()) if not doc.empty else Document(actor_id=actor)
-    raw.set_actor(actor)
-    before = raw.get_heads()
-    with raw.transaction() as tx:
-        fn(tx)
-    (change,) = raw.get_changes(before)
-    return change.bytes
 
 
 def apply_all(doc: MemoryDoc, changes: list[bytes], *, strict: bool = False) -> MemoryDoc:

@@ -33,6 +33,7 @@ from swarm.events import (
 )
 from swarm.gate import Accepted, Duplicate, Gate, Limits, MemoryHistory
 from swarm.laws import LawSet, Outcome, PrivateDataLaw, Proposal, default_laws
+from tests.unit.builders import hand_made
 
 SWARM = "swarm-1"
 MID = "01HZZZMEMORY0000000000001"
@@ -100,17 +101,6 @@ def edit(doc: MemoryDoc, writer: Writer, fn: Callable[[Editor], None]) -> bytes:
     with author(doc, writer.actor) as (editor, out):
         fn(editor)
     return out[0]
-
-
-def hand_made(doc: MemoryDoc, actor: bytes, fn: Callable[[Transaction], None]) -> bytes:
-    """A change written with raw Automerge calls, as a misbehaving client would."""
-    raw = Document.load(doc.save()) if not doc.empty else Document(actor_id=actor)
-    raw.set_actor(actor)
-    before = raw.get_heads()
-    with raw.transaction() as tx:
-        fn(tx)
-    (change,) = raw.get_changes(before)
-    return change.bytes
 
 
 def recall_obj(tx: Transaction) -> bytes:

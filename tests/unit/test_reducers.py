@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction
+from automerge.core import ROOT, ObjType, ScalarType
 
 from projections.reducers import Folded, Projected, fold, recall_row
 from swarm.crdt import Editor, MemoryDoc, author, new_actor
@@ -21,6 +21,7 @@ from swarm.events import (
     MemoryUpdated,
     Verdict,
 )
+from tests.unit.builders import hand_made
 
 SWARM = "swarm-1"
 M1 = "01HZZZMEMORY0000000000001"
@@ -336,16 +337,6 @@ def test_fold_holds_an_event_whose_memory_is_not_known_yet() -> None:
     assert state is not None
     assert state.content == "second content"
     assert later.memories[M1]["content"] == "second content"
-
-
-def hand_made(doc: MemoryDoc, actor: bytes, fn: Callable[[Transaction], None]) -> bytes:
-    raw = Document.load(doc.save())
-    raw.set_actor(actor)
-    before = raw.get_heads()
-    with raw.transaction() as tx:
-        fn(tx)
-    (change,) = raw.get_changes(before)
-    return change.bytes
 
 
 def test_fold_skips_the_row_of_an_unreadable_memory_but_keeps_going() -> None:
