@@ -12,21 +12,17 @@ import functools
 import json
 import signal
 import socket
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from cli.common import DEFAULT_URL, _fail, run_async
 from swarm import telemetry
 from swarm.client import SwarmClient
-from swarm.errors import Rejected, SwarmError
+from swarm.errors import SwarmError
 from swarm.events import Receipt
-
-T = TypeVar("T")
-
-DEFAULT_URL = "nats://127.0.0.1:4222"
 
 
 def _default_instance() -> str:
@@ -35,42 +31,20 @@ def _default_instance() -> str:
 
 
 class Ctx:
-    def __init__(self, url: str, name: str, agent: str, instance: str, as_json: bool) -> None:
-        self.url, self.name, self.agent, self.instance, self.as_json = (
-            url,
-            name,
-            agent,
-            instance,
-            as_json,
-        )
+    def __init__(
+        self, url: str, name: str, agent: str, instance: str, as_json: bool, creds: str | None
+    ) -> None:
+        self.url, self.name, self.agent, self.instance = url, name, agent, instance
+        self.as_json, self.creds = as_json, creds
 
     async def client(self) -> SwarmClient:
         return await SwarmClient.connect(
-            self.url, swarm=self.name, agent=self.agent, instance=self.instance
+            self.url,
+            swarm=self.name,
+            agent=self.agent,
+            instance=self.instance,
+            credentials=self.creds,
         )
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T | None]:
-    """Run an async command; turn every SwarmError into one line and exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T | None:
-        try:
-            return asyncio.run(fn(*args, **kwargs))  # type: ignore[arg-type]
-        except Rejected as err:
-            _fail(str(err))
-        except SwarmError as err:
-            _fail(str(err))
-        except KeyboardInterrupt:
-            sys.exit(130)
-        return None
-
-    return wrapper
 
 
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,6 +76,13 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Instance of the agent (env SWARM_INSTANCE; default: host name).",
         ),
+        click.option(
+            "--creds",
+            envvar="SWARM_CREDS",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Agent credentials file that signs writes (env SWARM_CREDS).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
     ]
     for option in reversed(options):
@@ -109,9 +90,15 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(
-        url: str, name: str, agent: str, instance: str | None, as_json: bool, **kwargs: Any
+        url: str,
+        name: str,
+        agent: str,
+        instance: str | None,
+        creds: str | None,
+        as_json: bool,
+        **kwargs: Any,
     ) -> Any:
-        ctx = Ctx(url, name, agent, instance or _default_instance(), as_json)
+        ctx = Ctx(url, name, agent, instance or _default_instance(), as_json, creds)
         return fn(ctx, **kwargs)
 
     return wrapper
@@ -174,6 +161,13 @@ def main() -> None:
     help="Stream replicas (3 on a JetStream cluster); never lowered on restart.",
 )
 @click.option(
+    "--laws",
+    "laws_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A laws.yaml or SOUL.md whose laws the gate enforces after the default law.",
+)
+@click.option(
     "--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name."
 )
 @click.option(
@@ -185,6 +179,7 @@ def up(
     nats_url: str | None,
     sync_interval: str,
     replicas: int,
+    laws_file: str | None,
     name: str,
     as_json: bool,
 ) -> None:
@@ -204,6 +199,7 @@ def up(
                 as_json=as_json,
                 install_signals=True,
                 replicas=replicas,
+                laws_file=laws_file,
             )
         )
     except SwarmError as err:
@@ -219,6 +215,7 @@ def up(
 @click.option("--data", "data_dir", default=".swarm", type=click.Path())
 @click.option("--replicas", default=1, type=click.IntRange(1, 5))
 @click.option("--parent", type=int, default=None, help="Stop when this process is gone.")
+@click.option("--laws", "laws_file", default=None, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def serve(
     role: str,
@@ -227,6 +224,7 @@ def serve(
     data_dir: str,
     replicas: int,
     parent: int | None,
+    laws_file: str | None,
     as_json: bool,
 ) -> None:
     """Run one side of the service (used by `swarm up`)."""
@@ -243,6 +241,7 @@ def serve(
                 replicas=replicas,
                 parent=parent,
                 as_json=as_json,
+                laws_file=laws_file,
             )
         )
     except SwarmError as err:
@@ -435,6 +434,28 @@ async def tail(ctx: Ctx, since: int, follow: bool) -> None:
 
 
 @main.command()
+@click.option("--since", type=int, default=0, show_default=True, help="After this REJECTED seq.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
+@connection_options
+@run_async
+async def rejections(ctx: Ctx, since: int, limit: int) -> None:
+    """Refused writes, for audit: who, which check or law, why (never the content)."""
+    async with await ctx.client() as client:
+        rows = await client.rejections(since=since, limit=limit)
+
+    def human(d: dict[str, Any]) -> str:
+        if not d["rejections"]:
+            return "no rejections"
+        return "\n".join(
+            f"{r['seq']:>6}  {str(r['at'])[:19]}  {r['agent'] or '?'}@{r['instance'] or '?':<10} "
+            f"{r['check']:<18} {r['reason']}"
+            for r in d["rejections"]
+        )
+
+    emit(ctx, {"rejections": rows}, human)
+
+
+@main.command()
 @connection_options
 @run_async
 async def status(ctx: Ctx) -> None:
@@ -447,6 +468,16 @@ async def status(ctx: Ctx) -> None:
 
     emit(ctx, data, human)
 
+
+def _register_groups() -> None:
+    from cli.agents import agents  # noqa: PLC0415 - groups live in their own modules
+    from cli.laws import laws  # noqa: PLC0415
+
+    main.add_command(agents)
+    main.add_command(laws)
+
+
+_register_groups()
 
 if __name__ == "__main__":  # pragma: no cover
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)

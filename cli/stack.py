@@ -24,6 +24,7 @@ import click
 from projections.service import Role, SwarmService
 from swarm.errors import ServerError, SwarmError
 from swarm.jetstream import LogSettings
+from swarm.laws import laws_from_file
 from swarm.server import NatsServer
 
 READY_TIMEOUT = 60.0
@@ -39,7 +40,10 @@ async def run_stack(
     as_json: bool = False,
     install_signals: bool = False,
     replicas: int = 1,
+    laws_file: str | None = None,
 ) -> None:
+    if laws_file is not None:
+        laws_from_file(laws_file)  # fail before starting anything if the file is invalid
     data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         server: NatsServer | None = None
@@ -58,7 +62,9 @@ async def run_stack(
             role="projector",
         )
         await stack.enter_async_context(service)  # creates the streams before the gate starts
-        gate = await _start_gate(url, swarm=swarm, data_dir=data_dir, replicas=replicas)
+        gate = await _start_gate(
+            url, swarm=swarm, data_dir=data_dir, replicas=replicas, laws_file=laws_file
+        )
         stack.callback(_stop_child, gate)
         if install_signals:
             loop = asyncio.get_running_loop()
@@ -103,7 +109,7 @@ def _announce(
 
 
 async def _start_gate(
-    url: str, *, swarm: str, data_dir: Path, replicas: int
+    url: str, *, swarm: str, data_dir: Path, replicas: int, laws_file: str | None
 ) -> subprocess.Popen[str]:
     args = [
         sys.executable,
@@ -123,6 +129,7 @@ async def _start_gate(
         "--parent",
         str(os.getpid()),
         "--json",
+        *(["--laws", str(Path(laws_file).resolve())] if laws_file else []),
     ]
     child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220 - once, at start
     assert child.stdout is not None
@@ -162,10 +169,16 @@ async def run_role(
     replicas: int = 1,
     parent: int | None = None,
     as_json: bool = False,
+    laws_file: str | None = None,
 ) -> None:
     """One side of the service in this process, until SIGTERM (or its parent goes)."""
     service = SwarmService(
-        url, swarm=swarm, data_dir=data_dir, settings=LogSettings(replicas=replicas), role=role
+        url,
+        swarm=swarm,
+        data_dir=data_dir,
+        settings=LogSettings(replicas=replicas),
+        role=role,
+        laws=laws_from_file(laws_file) if laws_file else None,
     )
     async with service:
         loop = asyncio.get_running_loop()

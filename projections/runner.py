@@ -470,5 +470,8 @@ class Projector:
         )
         return [dict(hit) for hit in hits]
 
+    async def rejections(self, since: int, limit: int) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.rejections_since, since, limit)
+
     async def counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.store.counts)

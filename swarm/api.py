@@ -10,6 +10,7 @@ get        id, requester, after?
 history    id, requester, after?
 recall     query, requester, k?, after?, agent?, kind?, tags?
 status     —
+rejections since?, limit?        (audit records of refused writes, content withheld)
 doc        id, requester          (the memory's Automerge bytes, for writers)
 =========  ==========================================================================
 
@@ -40,7 +41,7 @@ __all__ = ["OPERATIONS", "ReadApi", "Views"]
 
 log = structlog.get_logger(__name__)
 
-OPERATIONS = ("get", "history", "recall", "status", "doc")
+OPERATIONS = ("get", "history", "recall", "status", "rejections", "doc")
 MAX_WAIT = 30.0
 
 
@@ -75,6 +76,8 @@ class Views(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def counts(self) -> dict[str, int]: ...
+
+    async def rejections(self, since: int, limit: int) -> list[dict[str, Any]]: ...
 
 
 class ReadApi:
@@ -178,6 +181,9 @@ class ReadApi:
             }
         if op == "status":
             return await self._status(views)
+        if op == "rejections":
+            limit = max(1, min(int(req.get("limit", 100)), 1000))
+            return {"rejections": await views.rejections(int(req.get("since", 0)), limit)}
         raise SwarmError(f"unknown operation {op}")
 
     async def _status(self, views: Views) -> dict[str, Any]:

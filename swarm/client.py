@@ -19,8 +19,10 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -51,6 +53,7 @@ from swarm.events import (
     utcnow,
 )
 from swarm.gatekeeper import REPLY_HEADER
+from swarm.identity import Credentials, sign
 from swarm.jetstream import JetStreamLog, connect
 from swarm.subjects import Subjects
 
@@ -64,13 +67,26 @@ class SwarmClient:
     """One agent instance's connection to a swarm."""
 
     def __init__(
-        self, nc: NATS, *, swarm: str, agent: str, instance: str, timeout: float = 10.0
+        self,
+        nc: NATS,
+        *,
+        swarm: str,
+        agent: str,
+        instance: str,
+        timeout: float = 10.0,
+        credentials: Credentials | None = None,
     ) -> None:
         for what, value in (("agent", agent), ("instance", instance)):
             if not is_valid_name(value):
                 raise ConfigError(
                     f"invalid {what} name {value!r}: use lower-case letters, digits, '-' or '_'"
                 )
+        if credentials is not None and (credentials.agent, credentials.swarm) != (agent, swarm):
+            raise ConfigError(
+                f"the credentials are for agent {credentials.agent!r} of swarm "
+                f"{credentials.swarm!r}, not {agent!r} of {swarm!r}"
+            )
+        self.credentials = credentials
         self.subjects = Subjects(swarm)
         self.log = JetStreamLog(nc, self.subjects)
         self.agent = agent
@@ -91,9 +107,25 @@ class SwarmClient:
         agent: str,
         instance: str,
         timeout: float = 10.0,
+        credentials: Credentials | str | Path | None = None,
     ) -> SwarmClient:
+        """Connect as ``agent@instance``. ``credentials`` (an object or the path of the
+        file `swarm agents add` wrote; default: the file named by ``SWARM_CREDS``)
+        signs every envelope: required once the swarm has registered agents."""
+        creds = _credentials(credentials)
         nc = await connect(url, name=f"swarm-client:{agent}@{instance}")
-        client = cls(nc, swarm=swarm, agent=agent, instance=instance, timeout=timeout)
+        try:
+            client = cls(
+                nc,
+                swarm=swarm,
+                agent=agent,
+                instance=instance,
+                timeout=timeout,
+                credentials=creds,
+            )
+        except ConfigError:
+            await nc.close()
+            raise
         await client._start()
         return client
 
@@ -216,6 +248,8 @@ class SwarmClient:
             change=change,
             **extra,
         )
+        if self.credentials is not None:
+            event = sign(event, self.credentials)
         data = encode(event)
         loop = asyncio.get_running_loop()
         with telemetry.tracer.start_as_current_span(
@@ -354,6 +388,12 @@ class SwarmClient:
         result: dict[str, Any] = await self._request("status", {})
         return result
 
+    async def rejections(self, *, since: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Recent refused writes for audit: who, which check or law, why (no content)."""
+        result = await self._request("rejections", {"since": since, "limit": limit})
+        rows: list[dict[str, Any]] = result["rejections"]
+        return rows
+
     async def tail(self, *, since: int = 1, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
         """Accepted events in log order: who did what to which memory (no content)."""
         async for batch in self.log.read(start_seq=since, follow=follow):
@@ -374,6 +414,13 @@ class SwarmClient:
                 }
 
 
+def _credentials(given: Credentials | str | Path | None) -> Credentials | None:
+    if isinstance(given, Credentials):
+        return given
+    path = given if given is not None else os.environ.get("SWARM_CREDS")
+    return Credentials.load(path) if path else None
+
+
 class SyncSwarmClient:
     """A blocking facade over :class:`SwarmClient` (its event loop runs in a thread)."""
 
@@ -385,6 +432,7 @@ class SyncSwarmClient:
         agent: str,
         instance: str,
         timeout: float = 10.0,
+        credentials: Credentials | str | Path | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -392,7 +440,14 @@ class SyncSwarmClient:
         )
         self._thread.start()
         self._client = self._call(
-            SwarmClient.connect(url, swarm=swarm, agent=agent, instance=instance, timeout=timeout)
+            SwarmClient.connect(
+                url,
+                swarm=swarm,
+                agent=agent,
+                instance=instance,
+                timeout=timeout,
+                credentials=credentials,
+            )
         )
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -85,6 +85,11 @@ class Event(_Frozen):
     instance: Name
     actor: ActorHex = Field(description="Automerge actor id of the writing process (hex)")
     at: datetime = Field(default_factory=utcnow, description="when the client proposed it")
+    signature: str | None = Field(
+        default=None,
+        max_length=200,
+        description="ed25519 signature of the envelope by the agent's key (base64)",
+    )
 
 
 class MemoryEvent(Event):

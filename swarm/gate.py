@@ -6,7 +6,8 @@ decides. Checks run in a fixed order and the first failure wins:
 1. ``size``      the raw event is within the configured limit
 2. ``schema``    it parses as a known event type and schema version
 3. ``identity``  the inbox subject, the envelope and the Automerge actor agree
-                 (an instance cannot write as another)
+                 (an instance cannot write as another); once the swarm has registered
+                 agents, the envelope is signed by the agent's registered, unrevoked key
 4. ``change``    the bytes are exactly one valid Automerge change by that actor,
                  building on history the log has; the resulting memory is well formed
                  and the event type matches what the change does
@@ -17,6 +18,7 @@ decides. Checks run in a fixed order and the first failure wins:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from swarm.codec import decode_proposal
@@ -37,6 +39,7 @@ from swarm.events import (
     RejectionRecord,
     Verdict,
 )
+from swarm.identity import AgentEntry, verify
 from swarm.laws.base import LawSet, Proposal
 
 
@@ -95,8 +98,19 @@ class Gate:
 
     # -- phase 1: before the memory is looked up ---------------------------------------
 
-    def parse(self, raw: bytes, agent: str, instance: str) -> MemoryEvent:
-        """Size, schema and envelope identity. Raises a Rejected subclass."""
+    def parse(
+        self,
+        raw: bytes,
+        agent: str,
+        instance: str,
+        *,
+        registry: Mapping[str, AgentEntry] | None = None,
+    ) -> MemoryEvent:
+        """Size, schema and envelope identity. Raises a Rejected subclass.
+
+        ``registry`` holds the registered agents that appear in this batch, or is
+        None while the swarm has no registered agent (open mode: no signatures).
+        """
         if len(raw) > self.limits.max_event_bytes:
             raise SizeLimitExceeded(
                 f"event is {len(raw)} bytes; the limit is {self.limits.max_event_bytes}"
@@ -113,7 +127,28 @@ class Gate:
             raise IdentityError(
                 f"Automerge actor {event.actor} does not belong to {agent}@{instance}"
             )
+        if registry is not None:
+            self._check_signature(event, registry)
         return event
+
+    @staticmethod
+    def _check_signature(event: MemoryEvent, registry: Mapping[str, AgentEntry]) -> None:
+        entry = registry.get(event.agent)
+        if entry is None:
+            raise IdentityError(
+                f"agent {event.agent!r} is not registered in this swarm (swarm agents add)"
+            )
+        if entry.revoked_at is not None:
+            raise IdentityError(
+                f"agent {event.agent!r} was revoked at {entry.revoked_at.isoformat()}"
+            )
+        if not event.signature:
+            raise IdentityError(
+                "unsigned event: this swarm requires signed envelopes (load the agent's "
+                "credentials file)"
+            )
+        if not verify(event, entry.public_key):
+            raise IdentityError(f"bad signature: not signed by agent {event.agent!r}'s key")
 
     # -- phase 2: with the memory's history ----------------------------------------------
 

@@ -29,6 +29,7 @@ from swarm.codec import decode_log_record, encode
 from swarm.errors import Rejected, SchemaError
 from swarm.events import MemoryEvent, RejectionRecord
 from swarm.gate import Accepted, Duplicate, Gate, MemoryHistory
+from swarm.identity import AgentEntry
 from swarm.jetstream import Closed, JetStreamLog
 
 __all__ = ["EVENT_ID_HEADER", "REPLY_HEADER", "GateWorker"]
@@ -68,6 +69,8 @@ class GateWorker:
         # Every memory id the log holds, learnt once at start and kept up to date;
         # None until then (a lookup per new memory is the fallback).
         self._known_ids: set[str] | None = None
+        # True once the swarm has a registered agent: from then on envelopes must be signed.
+        self._secured = False
 
     # -- memory histories -----------------------------------------------------------------
 
@@ -138,14 +141,26 @@ class GateWorker:
                 await sub.unsubscribe()
 
     async def process(self, msgs: list[Msg]) -> None:
-        items = [self._parse(msg) for msg in msgs]
+        registry = await self._registry(msgs)
+        items = [self._parse(msg, registry) for msg in msgs]
         await self._preload(items)
         self._decide(items)
         await self._append(items)
         await self._record_rejections(items)
         await self._answer(items)
 
-    def _parse(self, msg: Msg) -> _Item:
+    async def _registry(self, msgs: list[Msg]) -> dict[str, AgentEntry] | None:
+        """The registry entries of this batch's agents, read afresh (a revocation takes
+        effect at the next batch); None while no agent is registered (open mode)."""
+        if not self._secured:
+            self._secured = await self.log.has_agents()
+            if not self._secured:
+                return None
+        names = {ident[0] for m in msgs if (ident := self.log.subjects.parse_inbox(m.subject))}
+        found = await asyncio.gather(*(self.log.get_agent(name) for name in names))
+        return {entry.agent: entry for entry in found if entry is not None}
+
+    def _parse(self, msg: Msg, registry: dict[str, AgentEntry] | None) -> _Item:
         ident = self.log.subjects.parse_inbox(msg.subject)
         agent, instance = ident if ident else (None, None)
         item = _Item(msg=msg, agent=agent, instance=instance)
@@ -153,7 +168,7 @@ class GateWorker:
             item.error = SchemaError(f"not an inbox subject: {msg.subject}")
             return item
         try:
-            item.event = self.gate.parse(msg.data, ident[0], ident[1])
+            item.event = self.gate.parse(msg.data, ident[0], ident[1], registry=registry)
         except Rejected as err:
             item.error = err
         return item

@@ -32,12 +32,15 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
+from nats.js.kv import KeyValue
 
 from swarm.errors import ConnectionFailed, SwarmError, Timeout
+from swarm.identity import AgentEntry
 from swarm.subjects import Subjects
 
 __all__ = ["Appended", "Closed", "JetStreamLog", "LogSettings", "StoredMessage", "connect"]
@@ -114,6 +117,7 @@ class JetStreamLog:
         self.js: JetStreamContext = nc.jetstream(timeout=10.0)
         self.subjects = subjects
         self.settings = settings or LogSettings()
+        self._agents_kv: KeyValue | None = None
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -178,6 +182,58 @@ class JetStreamLog:
             raise Timeout(f"JetStream did not answer in time to {what}") from None
         except nats.errors.NoRespondersError:
             raise ConnectionFailed(f"JetStream is not enabled on this server ({what})") from None
+
+    # -- the agent registry (a KV bucket) ----------------------------------------------
+
+    async def _agents(self) -> KeyValue:
+        if self._agents_kv is None:
+            bucket = self.subjects.agents_bucket
+            try:
+                self._agents_kv = await self.js.key_value(bucket)
+            except nats.js.errors.BucketNotFoundError:
+                self._agents_kv = await self._call(
+                    self.js.create_key_value(
+                        KeyValueConfig(
+                            bucket=bucket,
+                            history=16,
+                            storage=StorageType.FILE,
+                            replicas=self.settings.replicas,
+                            description="swarm agent registry: public keys and revocations",
+                        )
+                    ),
+                    f"create the agent registry {bucket}",
+                )
+        return self._agents_kv
+
+    async def put_agent(self, entry: AgentEntry) -> None:
+        kv = await self._agents()
+        await self._call(
+            kv.put(entry.agent, entry.model_dump_json().encode()), "write the registry"
+        )
+
+    async def get_agent(self, agent: str) -> AgentEntry | None:
+        kv = await self._agents()
+        try:
+            found = await kv.get(agent)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return AgentEntry.model_validate_json(found.value or b"{}")
+
+    async def list_agents(self) -> list[AgentEntry]:
+        kv = await self._agents()
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        found = [await self.get_agent(key) for key in sorted(keys)]
+        return [entry for entry in found if entry is not None]
+
+    async def has_agents(self) -> bool:
+        kv = await self._agents()
+        try:
+            return bool(await kv.keys())
+        except nats.js.errors.NoKeysError:
+            return False
 
     # -- writes ---------------------------------------------------------------------------
 

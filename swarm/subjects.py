@@ -51,6 +51,11 @@ class Subjects:
     def rejected_stream(self) -> str:
         return f"{self._stream_prefix}_REJECTED"
 
+    @property
+    def agents_bucket(self) -> str:
+        """The KV bucket of the agent registry."""
+        return f"{self._stream_prefix}_AGENTS"
+
     # subjects
     def inbox(self, agent: str, instance: str) -> str:
         return f"{self._prefix}.inbox.{agent}.{instance}"

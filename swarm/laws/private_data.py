@@ -34,7 +34,7 @@ class PrivateDataLaw:
             and proposal.before.text_fields() == proposal.after.text_fields()
         ):
             return Outcome.passed()
-        findings = [f for f in scan_fields(proposal.after.text_fields()) if f.kind in self.kinds]
+        findings = scan_fields(proposal.after.text_fields(), kinds=self.kinds)
         if not findings:
             return Outcome.passed()
         kinds = sorted({f.kind for f in findings})

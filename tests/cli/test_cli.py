@@ -135,3 +135,14 @@ def test_invalid_agent_name_is_a_clear_error(swarm):
     result = swarm("remember", "x", agent="Not A Name", ok=False)
     assert result.exit_code == 1
     assert "invalid agent name" in result.stderr
+
+
+def test_rejections_list_the_refusal_without_the_content(swarm):
+    swarm("remember", "card 4111 1111 1111 1111", ok=False)
+    rows = swarm.json("rejections")["rejections"]
+    assert rows
+    last = rows[-1]
+    assert last["check"] == "no-private-data"
+    assert last["agent"] == "brad"
+    assert {"seq", "agent", "check", "reason", "at"} <= set(last)
+    assert "4111" not in json.dumps(rows)

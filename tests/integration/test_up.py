@@ -66,3 +66,42 @@ def test_up_refuses_a_port_in_use(tmp_path):
             UpProcess("--port", str(port), data=tmp_path / "b").start()
     finally:
         up.terminate()
+
+
+async def test_up_enforces_the_laws_of_a_laws_file(tmp_path):
+    from swarm.errors import LawViolation  # noqa: PLC0415
+
+    laws = tmp_path / "laws.yaml"
+    laws.write_text(
+        "laws:\n"
+        "  - id: no-secret-tags\n"
+        "    description: secrets do not belong in shared memory\n"
+        "    kind: deny_tags\n"
+        "    params: {tags: [secret]}\n"
+        "    action: reject\n"
+    )
+    up = UpProcess("--port", str(free_port()), "--laws", str(laws), data=tmp_path / "d").start()
+    try:
+        async with await SwarmClient.connect(up.info["nats"], agent="a", instance="x") as c:
+            with pytest.raises(LawViolation) as info:
+                await c.remember("the vault combination", tags=["secret"])
+            assert info.value.law == "no-secret-tags"
+            with pytest.raises(LawViolation) as info:  # the default law still runs first
+                await c.remember("mail ops@example.org")
+            assert info.value.law == "no-private-data"
+            assert (await c.remember("an ordinary memory", tags=["ops"])).seq == 1
+    finally:
+        assert up.terminate() == 0
+
+
+def test_up_refuses_a_law_needing_the_approval_flow(tmp_path):
+    laws = tmp_path / "laws.yaml"
+    laws.write_text(
+        "laws:\n"
+        "  - id: ask-first\n"
+        "    description: ask before forgetting others' memories\n"
+        "    kind: destructive\n"
+        "    action: require_approval\n"
+    )
+    with pytest.raises(RuntimeError, match="need the approval flow"):
+        UpProcess("--port", str(free_port()), "--laws", str(laws), data=tmp_path / "d").start()
