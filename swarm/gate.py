@@ -3,6 +3,8 @@
 Pure: the gate service (:mod:`swarm.service`) does the I/O, this module only
 decides. Checks run in a fixed order and the first failure wins:
 
+0. ``rate``      the instance is within its rate limit (checked first, on the subject
+                 alone, so a flood costs the gate almost nothing)
 1. ``size``      the raw event is within the configured limit
 2. ``schema``    it parses as a known event type and schema version
 3. ``identity``  the inbox subject, the envelope and the Automerge actor agree
@@ -48,7 +50,7 @@ def _core(state: MemoryState) -> tuple[object, ...]:
     return (state.content, state.kind, state.tags, state.importance)
 
 
-__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "Refused"]
+__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "RateLimiter", "Refused"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -59,6 +61,24 @@ class Limits:
     max_content_chars: int = 16_000
     max_tags: int = 64
     max_tag_chars: int = 64
+    #: Sustained events per second one instance may propose, and the burst above it.
+    rate_per_instance: float = 1000.0
+    rate_burst: float = 5000.0
+
+
+class RateLimiter:
+    """A token bucket per key (an agent instance). Pure: the caller passes the time."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def allow(self, key: tuple[str, str], now: float) -> bool:
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
 
 
 @dataclass

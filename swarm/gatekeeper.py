@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from swarm import telemetry
 from swarm.codec import decode_log_record, encode
 from swarm.errors import Rejected, SchemaError
 from swarm.events import MemoryEvent, RejectionRecord
-from swarm.gate import Accepted, Duplicate, Gate, MemoryHistory
+from swarm.gate import Accepted, Duplicate, Gate, MemoryHistory, RateLimiter
 from swarm.identity import AgentEntry
 from swarm.jetstream import Closed, JetStreamLog
 
@@ -71,6 +72,7 @@ class GateWorker:
         self._known_ids: set[str] | None = None
         # True once the swarm has a registered agent: from then on envelopes must be signed.
         self._secured = False
+        self._rate = RateLimiter(gate.limits.rate_per_instance, gate.limits.rate_burst)
 
     # -- memory histories -----------------------------------------------------------------
 
@@ -166,6 +168,14 @@ class GateWorker:
         item = _Item(msg=msg, agent=agent, instance=instance)
         if ident is None:
             item.error = SchemaError(f"not an inbox subject: {msg.subject}")
+            return item
+        if not self._rate.allow(ident, time.monotonic()):
+            lim = self.gate.limits
+            item.error = Rejected(
+                f"{ident[0]}@{ident[1]} proposes more than {lim.rate_per_instance:g} events/s "
+                f"(burst {lim.rate_burst:g}): slow down and retry",
+                check="rate",
+            )
             return item
         try:
             item.event = self.gate.parse(msg.data, ident[0], ident[1], registry=registry)

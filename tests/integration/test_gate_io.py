@@ -170,3 +170,29 @@ async def test_update_built_on_unknown_history_is_refused(raw, swarm_name, nats_
         change=out[0],
     )
     assert check(await raw.send("brad", "laptop", encode(event))) == "change"
+
+
+async def test_flood_from_one_instance_is_rate_limited_and_others_still_write(
+    nats_url, swarm_name, tmp_path
+):
+    from projections.service import SwarmService  # noqa: PLC0415
+    from swarm.errors import Rejected  # noqa: PLC0415
+    from swarm.gate import Limits  # noqa: PLC0415
+
+    limits = Limits(rate_per_instance=5.0, rate_burst=10.0)
+    async with SwarmService(nats_url, swarm=swarm_name, data_dir=tmp_path, limits=limits):
+        flooder = await SwarmClient.connect(nats_url, swarm=swarm_name, agent="brad", instance="x")
+        other = await SwarmClient.connect(nats_url, swarm=swarm_name, agent="ann", instance="y")
+        results = await asyncio.gather(
+            *(flooder.remember(f"flood {i}") for i in range(40)), return_exceptions=True
+        )
+        limited = [r for r in results if isinstance(r, Rejected) and r.check == "rate"]
+        accepted = [r for r in results if not isinstance(r, BaseException)]
+        assert len(limited) >= 25
+        assert 1 <= len(accepted) <= 15
+        assert "slow down" in limited[0].reason
+        receipt = await other.remember("ann is not slowed by brad's flood")
+        assert (await other.get(receipt.id, after=receipt.seq))["agent"] == "ann"
+        assert (await other.status())["log_seq"] == len(accepted) + 1
+        await flooder.close()
+        await other.close()

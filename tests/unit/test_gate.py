@@ -995,3 +995,15 @@ def test_rejection_record_of_a_bad_kind_does_not_echo_the_kind(gate: Gate, alice
     err = refusal(gate, event, MemoryHistory())
     record = Gate.rejection(err, event=event, event_id=event.id, agent="planner", instance="one")
     assert SECRETS["email"] not in encode(record).decode()
+
+
+def test_rate_limiter_allows_the_burst_then_the_sustained_rate() -> None:
+    from swarm.gate import RateLimiter  # noqa: PLC0415
+
+    limiter = RateLimiter(rate=10.0, burst=5.0)
+    key = ("brad", "cloud")
+    assert [limiter.allow(key, 0.0) for _ in range(6)] == [True] * 5 + [False]
+    assert limiter.allow(("ann", "desk"), 0.0)  # buckets are per instance
+    assert not limiter.allow(key, 0.05)  # half a token refilled
+    assert limiter.allow(key, 0.1)  # one token after 0.1 s at 10/s
+    assert not limiter.allow(key, 0.1)
