@@ -57,7 +57,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import CAUSES, EVENTS, OUTCOMES, SYSTEMS, fmt_num, machine_info, render_table
+from bench.common import (
+    CAUSES,
+    EVENTS,
+    OUTCOMES,
+    SYSTEMS,
+    machine_info,
+    metric_table,
+)
 from swarm.codec import decode_proposal, encode
 from swarm.crdt import MemoryDoc, author, new_actor
 from swarm.errors import Rejected
@@ -548,25 +555,7 @@ def build_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    def target(r: dict[str, Any]) -> str:
-        t = r.get("target") or ""
-        if "pass" in r:
-            t = f"{t} {'PASS' if r['pass'] else 'FAIL'}"
-        return t
-
-    return render_table(
-        ["metric", "value", "vs (no-law gate)", "ratio", "target"],
-        [
-            [
-                r["metric"],
-                fmt_num(r["value"], r["unit"]),
-                "" if r["floor"] is None else fmt_num(r["floor"], r["unit"]),
-                "" if r["ratio"] is None else f"{r['ratio']:.1%}",
-                target(r),
-            ]
-            for r in rows
-        ],
-    )
+    return metric_table(rows, "vs (no-law gate)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,11 +63,10 @@ from bench.common import (
     CpuMeter,
     NatsProcess,
     ServiceProcess,
-    fmt_num,
     kill_group,
     machine_info,
+    metric_table,
     quiet_logs,
-    render_table,
     summary,
     which,
 )
@@ -646,30 +645,7 @@ def rows_for(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    def value(r: dict[str, Any]) -> str:
-        if "value2" in r:
-            return f"{fmt_num(r['value'])} / {fmt_num(r['value2'])} {r['unit']}"
-        return fmt_num(r["value"], r["unit"])
-
-    def target(r: dict[str, Any]) -> str:
-        t = r.get("target") or ""
-        if "pass" in r:
-            t = f"{t} {'PASS' if r['pass'] else 'FAIL'}"
-        return t
-
-    return render_table(
-        ["metric", "value", "floor", "ratio", "target"],
-        [
-            [
-                r["metric"],
-                value(r),
-                fmt_num(r["floor"]),
-                "" if r["ratio"] is None else f"{r['ratio']:.1%}",
-                target(r),
-            ]
-            for r in rows
-        ],
-    )
+    return metric_table(rows, "floor")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -221,6 +221,35 @@ class CpuMeter:
         }
 
 
+def metric_table(rows: list[dict[str, Any]], floor_header: str = "floor") -> str:
+    """The shared table of a bench's metric rows (value, floor, ratio, target, PASS/FAIL)."""
+
+    def value(r: dict[str, Any]) -> str:
+        if "value2" in r:
+            return f"{fmt_num(r['value'])} / {fmt_num(r['value2'])} {r['unit']}"
+        return fmt_num(r["value"], r["unit"])
+
+    def target(r: dict[str, Any]) -> str:
+        t = r.get("target") or ""
+        if "pass" in r:
+            t = f"{t} {'PASS' if r['pass'] else 'FAIL'}"
+        return t
+
+    return render_table(
+        ["metric", "value", floor_header, "ratio", "target"],
+        [
+            [
+                r["metric"],
+                value(r),
+                "" if r["floor"] is None else fmt_num(r["floor"], r["unit"]),
+                "" if r["ratio"] is None else f"{r['ratio']:.1%}",
+                target(r),
+            ]
+            for r in rows
+        ],
+    )
+
+
 # -- synthetic memory texts (shared by the benchmarks; no digits, nothing a law flags) --
 
 SYSTEMS = (

@@ -50,7 +50,7 @@ def _core(state: MemoryState) -> tuple[object, ...]:
     return (state.content, state.kind, state.tags, state.importance)
 
 
-__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "RateLimiter", "Refused"]
+__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "RateLimiter"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -99,15 +99,6 @@ class Accepted:
 class Duplicate:
     event: MemoryEvent
     seq: int
-
-
-@dataclass(frozen=True)
-class Refused:
-    rejection: RejectionRecord
-    error: Rejected
-
-
-Decision = Accepted | Duplicate | Refused
 
 
 class Gate:
