@@ -34,7 +34,7 @@ def _load(path: Path) -> tuple[str, list[LawSpec], LawSet]:
 
 @click.group(name="laws", context_settings={"help_option_names": ["-h", "--help"]})
 def laws() -> None:
-    """Check law files and try laws locally (no running swarm needed)."""
+    """The laws: check a file or try one locally; list and history ask the swarm."""
 
 
 @laws.command()

@@ -18,11 +18,12 @@ from typing import Any
 
 import click
 
-from cli.common import DEFAULT_URL, _fail, run_async
+from cli.common import DEFAULT_URL, _fail, duration, run_async
 from swarm import telemetry
 from swarm.client import SwarmClient
 from swarm.errors import SwarmError
 from swarm.events import Receipt
+from swarm.identity import Credentials
 
 
 def _default_instance() -> str:
@@ -47,6 +48,14 @@ class Ctx:
         )
 
 
+def _creds_agent(path: str) -> str:
+    try:
+        return Credentials.load(path).agent
+    except SwarmError as err:
+        _fail(str(err))
+        raise  # unreachable: _fail exits
+
+
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
@@ -66,9 +75,8 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--agent",
             envvar="SWARM_AGENT",
-            default="cli",
-            show_default=True,
-            help="Agent identity (env SWARM_AGENT).",
+            default=None,
+            help="Agent identity (env SWARM_AGENT; default: the credentials' agent, else cli).",
         ),
         click.option(
             "--instance",
@@ -81,7 +89,7 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             envvar="SWARM_CREDS",
             default=None,
             type=click.Path(dir_okay=False),
-            help="Agent credentials file that signs writes (env SWARM_CREDS).",
+            help="Credentials file: logs in and signs writes (env SWARM_CREDS).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
     ]
@@ -92,12 +100,14 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(
         url: str,
         name: str,
-        agent: str,
+        agent: str | None,
         instance: str | None,
         creds: str | None,
         as_json: bool,
         **kwargs: Any,
     ) -> Any:
+        if agent is None:  # the credentials say who; admin ones read as _admin
+            agent = _creds_agent(creds) if creds else "cli"
         ctx = Ctx(url, name, agent, instance or _default_instance(), as_json, creds)
         return fn(ctx, **kwargs)
 
@@ -112,8 +122,28 @@ def emit(ctx: Ctx, data: Any, human: Callable[[Any], str]) -> None:
 
 
 def _receipt(ctx: Ctx, receipt: Receipt, verb: str) -> None:
+    if receipt.status == "pending":
+        held = {
+            "id": receipt.id,
+            "status": "pending",
+            "proposal": receipt.proposal,
+            "seq": receipt.seq,
+            "event_id": receipt.event_id,
+            "laws": [f.model_dump() for f in receipt.flags],
+        }
+        laws = ", ".join(f.law for f in receipt.flags)
+        emit(
+            ctx,
+            held,
+            lambda d: (
+                f"pending approval: proposal {d['proposal']} ({laws}); "
+                f"`swarm approvals` lists it, an approver decides"
+            ),
+        )
+        return
     data = {
         "id": receipt.id,
+        "status": "accepted",
         "seq": receipt.seq,
         "event_id": receipt.event_id,
         "duplicate": receipt.duplicate,
@@ -165,10 +195,25 @@ def main() -> None:
     "laws_file",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="A laws.yaml or SOUL.md whose laws the gate enforces after the default law.",
+    help="A laws.yaml or SOUL.md: it becomes the swarm's law, recorded in the log.",
+)
+@click.option(
+    "--approval-ttl",
+    "approval_ttl",
+    default="7d",
+    show_default=True,
+    callback=duration,
+    help="How long a write held for approval waits before it expires (90s, 12h, 7d).",
 )
 @click.option(
     "--name", envvar="SWARM_NAME", default="default", show_default=True, help="Swarm name."
+)
+@click.option(
+    "--creds",
+    "creds_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --nats: the service's credentials on that server (its users are yours).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print where everything is as JSON, then run."
@@ -180,7 +225,9 @@ def up(
     sync_interval: str,
     replicas: int,
     laws_file: str | None,
+    approval_ttl: float,
     name: str,
+    creds_file: str | None,
     as_json: bool,
 ) -> None:
     """Start the service (and an embedded nats-server) until Ctrl-C."""
@@ -200,6 +247,8 @@ def up(
                 install_signals=True,
                 replicas=replicas,
                 laws_file=laws_file,
+                approval_ttl=approval_ttl,
+                creds_file=creds_file,
             )
         )
     except SwarmError as err:
@@ -216,6 +265,14 @@ def up(
 @click.option("--replicas", default=1, type=click.IntRange(1, 5))
 @click.option("--parent", type=int, default=None, help="Stop when this process is gone.")
 @click.option("--laws", "laws_file", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--approval-ttl", "approval_ttl", default="7d", callback=duration)
+@click.option(
+    "--creds",
+    "creds_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The service's NATS credentials.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def serve(
     role: str,
@@ -225,6 +282,8 @@ def serve(
     replicas: int,
     parent: int | None,
     laws_file: str | None,
+    approval_ttl: float,
+    creds_file: str | None,
     as_json: bool,
 ) -> None:
     """Run one side of the service (used by `swarm up`)."""
@@ -242,6 +301,8 @@ def serve(
                 parent=parent,
                 as_json=as_json,
                 laws_file=laws_file,
+                approval_ttl=approval_ttl,
+                creds_file=creds_file,
             )
         )
     except SwarmError as err:
@@ -471,9 +532,12 @@ async def status(ctx: Ctx) -> None:
 
 def _register_groups() -> None:
     from cli.agents import agents  # noqa: PLC0415 - groups live in their own modules
+    from cli.approvals import make_approvals, register_law_reads  # noqa: PLC0415
     from cli.laws import laws  # noqa: PLC0415
 
+    register_law_reads(laws, connection_options, emit)
     main.add_command(agents)
+    main.add_command(make_approvals(connection_options, emit))
     main.add_command(laws)
 
 

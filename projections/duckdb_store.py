@@ -674,15 +674,44 @@ class DuckStore:
             "events_since", "events", 'WHERE "seq" > ?', 'ORDER BY "seq" LIMIT ?', [seq, limit]
         )
 
-    def rejections_since(self, seq: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """Rejections with a REJECTED-stream sequence after ``seq``, in order."""
+    def rejections_since(
+        self, seq: int = 0, limit: int = 100, agent: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Rejections with a REJECTED-stream sequence after ``seq``, in order
+        (``agent``: only that agent's)."""
         return self._fetch(
             "rejections_since",
             "rejections",
-            'WHERE "seq" > ?',
+            'WHERE "seq" > ? AND (? IS NULL OR "agent" = ?)',
             'ORDER BY "seq" LIMIT ?',
-            [seq, limit],
+            [seq, agent, agent, limit],
         )
+
+    def tail(self, seq: int, limit: int, reader: str | None) -> list[dict[str, Any]]:
+        """Memory events after ``seq``, in order, as metadata (no payload; ``flags`` as
+        law ids), leaving out those on memories private to an agent other than
+        ``reader`` (None: leave out nothing). System records are not included."""
+        sql = (
+            'SELECT e."seq", e."event_id", e."type", e."agent", e."instance", e."memory_id", '
+            'epoch_us(e."at"), epoch_us(e."accepted_at"), e."law_set", e."flags" '
+            'FROM events e LEFT JOIN memories m ON m."id" = e."memory_id" '
+            'WHERE e."seq" > ? AND e."type" LIKE \'memory.%\' '
+            'AND (? IS NULL OR NOT coalesce(m."private", false) '
+            'OR m."agent" = ?) ORDER BY e."seq" LIMIT ?'
+        )
+        with self._reader("tail") as cur:
+            rows = cur.execute(sql, [seq, reader, reader, limit]).fetchall()
+        keys = ("seq", "event_id", "type", "agent", "instance", "memory_id")
+        return [
+            {
+                **dict(zip(keys, row[:6], strict=True)),
+                "at": _iso(row[6]),
+                "accepted_at": _iso(row[7]),
+                "law_set": row[8],
+                "flags": [f["law"] for f in json.loads(row[9] or "[]")],
+            }
+            for row in rows
+        ]
 
     def counts(self) -> dict[str, int]:
         """Row counts from one consistent snapshot."""
@@ -693,16 +722,19 @@ class DuckStore:
                     (SELECT count(*) FROM memories WHERE NOT coalesce("forgotten", false)),
                     (SELECT count(*) FROM memories WHERE coalesce("forgotten", false)),
                     (SELECT count(*) FROM events),
-                    (SELECT count(*) FROM rejections)""",
+                    (SELECT count(*) FROM rejections),
+                    (SELECT count(*) FROM events WHERE "type" = 'proposal.opened')
+                    - (SELECT count(*) FROM events WHERE "type" = 'proposal.decided')""",
             )
         if row is None:  # pragma: no cover - an aggregate always returns one row
             raise StoreError(f"DuckDB counts returned nothing on {self.path}")
-        memories, forgotten, events, rejected = (int(v) for v in row)
+        memories, forgotten, events, rejected, awaiting = (int(v) for v in row)
         return {
             "memories": memories,
             "forgotten": forgotten,
             "events": events,
             "rejected": rejected,
+            "pending_approvals": awaiting,
         }
 
     def table_digest(self) -> dict[str, str]:

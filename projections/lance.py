@@ -59,6 +59,7 @@ import pyarrow as pa
 import structlog
 from lancedb.index import FTS
 
+from swarm.auth import ADMIN
 from swarm.embed import Embedder, normalize_rows
 from swarm.errors import ConfigError, StoreError
 
@@ -333,7 +334,9 @@ class _Mirror:
         n = self.size
         mask = self.live[:n].copy()
         req = self.codes.get(requester) if requester is not None else None
-        if req is None:
+        if requester == ADMIN:
+            pass  # the operator sees every memory
+        elif req is None:
             mask &= ~self.private[:n]
         else:
             mask &= ~self.private[:n] | (self.agent[:n] == req)
@@ -593,8 +596,8 @@ class LanceRecall:
         """Top ``k`` memories for ``query`` visible to ``requester``, best first.
 
         Private memories are returned only to their author (``requester ==
-        agent``); with no requester, never. ``agent``, ``kind`` and ``tags`` (all
-        must be present) narrow the result.
+        agent``) and to the operator (``_admin``); with no requester, never.
+        ``agent``, ``kind`` and ``tags`` (all must be present) narrow the result.
         """
         self._check_open()
         if mode not in ("hybrid", "vector", "text"):
@@ -659,7 +662,7 @@ class LanceRecall:
     def _still_visible(self, p: int, filters: _Filters) -> bool:
         requester, agent, kind, tags = filters
         m = self._mirror
-        if m.private[p] and m.agents[p] != requester:
+        if m.private[p] and requester not in (m.agents[p], ADMIN):
             return False
         if agent is not None and m.agents[p] != agent:
             return False
@@ -726,7 +729,7 @@ class LanceRecall:
         clauses = ["forgotten = false"]
         if requester is None:
             clauses.append("private = false")
-        else:
+        elif requester != ADMIN:
             clauses.append(f"(private = false OR agent = {_sql(requester)})")
         if agent is not None:
             clauses.append(f"agent = {_sql(agent)}")

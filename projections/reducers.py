@@ -19,7 +19,7 @@ import structlog
 
 from swarm.crdt import MemoryDoc, MemoryState
 from swarm.errors import ChangeError
-from swarm.events import LogRecord
+from swarm.events import LogRecord, ProposalDecided, ProposalOpened, SystemRecord
 
 __all__ = ["Folded", "Projected", "fold", "recall_row"]
 
@@ -79,19 +79,50 @@ def recall_row(memory: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def system_event_row(seq: int, record: SystemRecord, trace_id: str | None) -> dict[str, Any]:
+    """The ``events`` row of a system record (a law change, a proposal, a decision)."""
+    agent, instance, memory_id, law_set = record.by, None, None, None
+    if isinstance(record, ProposalOpened):
+        agent, instance = record.event.agent, record.event.instance
+        memory_id, law_set = record.event.memory_id, record.verdict.law_set
+    elif isinstance(record, ProposalDecided):
+        memory_id = record.memory_id
+    else:
+        law_set = record.law_set
+    return {
+        "seq": seq,
+        "event_id": record.id,
+        "type": record.type,
+        "agent": agent,
+        "instance": instance,
+        "memory_id": memory_id,
+        "at": record.at,
+        "accepted_at": record.at,
+        "law_set": law_set,
+        "flags": "[]",
+        "payload": record.model_dump_json(),
+        "trace_id": trace_id,
+    }
+
+
 def fold(
-    records: Iterable[tuple[int, LogRecord, str | None]], known: Mapping[str, Projected]
+    records: Iterable[tuple[int, LogRecord | SystemRecord, str | None]],
+    known: Mapping[str, Projected],
 ) -> Folded:
     """Fold ``(seq, record, trace_id)`` in order over the ``known`` memories.
 
     ``known`` must hold every memory the records touch that already has events
     (an absent memory starts empty). It is not modified: the new values are in
-    ``Folded.touched``, to adopt once the rows are committed.
+    ``Folded.touched``, to adopt once the rows are committed. System records
+    (laws, proposals) only add an ``events`` row: they change no memory.
     """
     out = Folded()
     for seq, record, trace_id in records:
-        event = record.event
         out.last_seq = max(out.last_seq, seq)
+        if not isinstance(record, LogRecord):
+            out.events.append(system_event_row(seq, record, trace_id))
+            continue
+        event = record.event
         out.events.append(
             {
                 "seq": seq,

@@ -29,10 +29,11 @@ from projections.lance import LanceRecall
 from projections.reducers import Folded, Projected, fold, recall_row
 from swarm import telemetry
 from swarm.api import wait_until
-from swarm.codec import decode_log_record
+from swarm.auth import ADMIN
+from swarm.codec import decode_log_entry
 from swarm.crdt import MemoryDoc
 from swarm.errors import StoreError, SwarmError
-from swarm.events import LogRecord
+from swarm.events import LogRecord, SystemRecord
 from swarm.jetstream import Closed, JetStreamLog, StoredMessage
 
 __all__ = ["ProjectionAhead", "Projector"]
@@ -126,15 +127,17 @@ class Projector:
         them before DuckDB commits: `get` from ``_recent``, recall from LanceDB.
         """
         high = max(self.store.checkpoint(), self._staged_seq)
-        records: list[tuple[int, LogRecord, str | None]] = []
+        records: list[tuple[int, LogRecord | SystemRecord, str | None]] = []
         for msg in messages:
             if msg.seq <= high:
                 continue  # already staged or committed: replay is safe
             tp = msg.headers.get("traceparent")
-            records.append((msg.seq, decode_log_record(msg.data), tp.split("-")[1] if tp else None))
+            record = decode_log_entry(msg.subject, msg.data)
+            records.append((msg.seq, record, tp.split("-")[1] if tp else None))
         if not records:
             return None
-        folded = fold(records, self._known({r.event.memory_id for _, r, _ in records}))
+        touched = {r.event.memory_id for _, r, _ in records if isinstance(r, LogRecord)}
+        folded = fold(records, self._known(touched))
         for mid, projected in folded.touched.items():
             self._cache[mid] = projected
             self._cache.move_to_end(mid)
@@ -322,7 +325,7 @@ class Projector:
         sub = await self.log.durable_pull(
             stream=s.log_stream,
             durable=self.durable,
-            filter_subject=s.log_all,
+            filter_subject=None,  # the whole log: memory events and system records
             start_seq=self.store.checkpoint() + 1,
             ack_all=True,
             fresh=True,
@@ -439,7 +442,7 @@ class Projector:
             row = self._recent.get(memory_id)
         if row is None:
             row = await asyncio.to_thread(self.store.get_memory, memory_id)
-        if row is None or (row["private"] and row["agent"] != requester):
+        if row is None or (row["private"] and requester not in (row["agent"], ADMIN)):
             return None
         return dict(row)
 
@@ -470,8 +473,16 @@ class Projector:
         )
         return [dict(hit) for hit in hits]
 
-    async def rejections(self, since: int, limit: int) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.store.rejections_since, since, limit)
+    async def rejections(
+        self, since: int, limit: int, agent: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.store.rejections_since, since, limit, agent)
+
+    async def tail(self, since: int, limit: int, requester: str) -> list[dict[str, Any]]:
+        """Accepted events after ``since`` (metadata, no content), without those on
+        memories private to another agent (``_admin`` sees them all)."""
+        reader = None if requester == ADMIN else requester
+        return await asyncio.to_thread(self.store.tail, since, limit, reader)
 
     async def counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.store.counts)

@@ -26,9 +26,10 @@ from swarm.codec import decode_rejection
 from swarm.embed import Embedder, load_embedder
 from swarm.errors import SwarmError
 from swarm.gate import Gate, Limits
-from swarm.gatekeeper import GateWorker
+from swarm.gatekeeper import APPROVAL_TTL, GateWorker
+from swarm.identity import Credentials
 from swarm.jetstream import Closed, JetStreamLog, LogSettings, connect
-from swarm.laws import LawSet, default_laws
+from swarm.laws import LawSet, LawSpec, default_laws
 from swarm.subjects import Subjects
 
 __all__ = ["Role", "SwarmService", "store_paths"]
@@ -60,11 +61,22 @@ class SwarmService:
         settings: LogSettings | None = None,
         projector_batch: int = 1000,
         role: Role = "all",
+        approval_ttl: float = APPROVAL_TTL,
+        credentials: Credentials | None = None,
     ) -> None:
         self.url = url
         self.subjects = Subjects(swarm)
         self.data_dir = Path(data_dir)
+        # Laws given (from specs, e.g. a law file) are enacted in the log at start;
+        # none given: the log's laws, or the defaults on a first start.
         self.laws = laws or default_laws()
+        self.law_specs = (
+            [s for s in laws.specs if isinstance(s, LawSpec)]
+            if laws is not None and laws.specs is not None
+            else None
+        )
+        self.approval_ttl = approval_ttl
+        self.credentials = credentials  # the service's NATS login (swarm.auth)
         self.embedder = embedder or load_embedder(os.environ.get("SWARM_EMBEDDER", "hashing"))
         self.limits = limits
         self.settings = settings
@@ -85,7 +97,9 @@ class SwarmService:
         return {"duckdb": str(duck), "lancedb": str(lance)}
 
     async def start(self) -> SwarmService:
-        nc = await connect(self.url, name=f"swarm-service:{self.subjects.swarm}")
+        nc = await connect(
+            self.url, name=f"swarm-service:{self.subjects.swarm}", credentials=self.credentials
+        )
         self.log = JetStreamLog(nc, self.subjects, self.settings)
         try:
             await self.log.ensure_streams()
@@ -95,8 +109,14 @@ class SwarmService:
                 f"JetStream is not enabled on {self.url} (start nats-server with -js)"
             ) from None
         if self.role in ("all", "gate"):
-            self.gate = GateWorker(self.log, Gate(self.subjects.swarm, self.laws, self.limits))
-            self._spawn(self.gate.run(self._stop), "gate")
+            self.gate = GateWorker(
+                self.log,
+                Gate(self.subjects.swarm, self.laws, self.limits),
+                law_specs=self.law_specs,
+                approval_ttl=self.approval_ttl,
+            )
+            gate_task = self._spawn(self.gate.run(self._stop), "gate")
+            await self._until_ready(self.gate, gate_task)
         if self.role in ("all", "projector"):
             duck_path, lance_path = store_paths(self.data_dir, self.subjects.swarm)
             duck_path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +132,23 @@ class SwarmService:
         )
         return self
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    async def _until_ready(self, gate: GateWorker, task: asyncio.Task[None]) -> None:
+        """Wait until the gate has settled the law set (so the log is, when start returns)."""
+        ready = asyncio.create_task(gate.ready.wait())
+        await asyncio.wait({ready, task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            return
+        ready.cancel()
+        await self.stop()
+        if task.done() and task.exception() is not None:
+            raise (
+                self.failure
+                if isinstance(self.failure, SwarmError)
+                else SwarmError(f"the gate failed to start: {task.exception()!r}")
+            )
+        raise SwarmError("the gate did not become ready within 60 s")
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
 
         def _done(t: asyncio.Task[None]) -> None:
@@ -123,6 +159,7 @@ class SwarmService:
 
         task.add_done_callback(_done)
         self._tasks.append(task)
+        return task
 
     async def _project_rejections(self) -> None:
         assert self.log is not None and self.store is not None

@@ -1,22 +1,33 @@
 """Read endpoints over NATS request/reply, so any process (or language) can read.
 
-``swarm.<swarm>.api.<op>`` with a JSON request; the answer is
+``swarm.<swarm>.api.<op>.<requester>`` with a JSON request; the answer is
 ``{"ok": true, "result": …}`` or ``{"ok": false, "error": {"type", "message"}}``.
 
 =========  ==========================================================================
 op         request fields
 =========  ==========================================================================
-get        id, requester, after?
-history    id, requester, after?
-recall     query, requester, k?, after?, agent?, kind?, tags?
+get        id, after?
+history    id, after?
+recall     query, k?, after?, agent?, kind?, tags?
 status     —
 rejections since?, limit?        (audit records of refused writes, content withheld)
-doc        id, requester          (the memory's Automerge bytes, for writers)
+tail       since?, limit?        (accepted events after seq ``since``, metadata only)
+doc        id                     (the memory's Automerge bytes, for writers)
+approvals  status?                (proposals held for approval; status pending|all|…)
+approve    proposal, reason?      (the requester approves; see swarm.approvals)
+deny       proposal, reason?
+laws       —                      (the laws in force, and the law-set version)
+law_history —                     (every law.enacted / law.repealed record)
 =========  ==========================================================================
 
+``doc`` and the approval and law operations are served by the gate's process.
+
 ``after`` makes the read wait until the projection has applied that log
-sequence (read-your-writes across processes). ``requester`` is the reading
-agent: private memories are visible only to the agent that wrote them.
+sequence (read-your-writes across processes). The requester is the subject's
+last token, never a body field: with auth on, the NATS server lets an agent
+publish only requests naming itself (see swarm.auth). Private memories are
+visible only to the agent that wrote them, and to ``_admin``; once agents are
+registered, an agent's ``rejections`` are its own only.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from swarm import telemetry
+from swarm.auth import ADMIN, may_answer_to
 from swarm.errors import NotFound, SwarmError, Timeout
 from swarm.gatekeeper import GateWorker
 from swarm.jetstream import JetStreamLog
@@ -41,7 +53,22 @@ __all__ = ["OPERATIONS", "ReadApi", "Views"]
 
 log = structlog.get_logger(__name__)
 
-OPERATIONS = ("get", "history", "recall", "status", "rejections", "doc")
+OPERATIONS = (
+    "get",
+    "history",
+    "recall",
+    "status",
+    "rejections",
+    "tail",
+    "doc",
+    "approvals",
+    "approve",
+    "deny",
+    "laws",
+    "law_history",
+)
+#: Operations the gate's process answers (it holds the documents, laws and proposals).
+GATE_OPERATIONS = frozenset({"doc", "approvals", "approve", "deny", "laws", "law_history"})
 MAX_WAIT = 30.0
 
 
@@ -77,7 +104,11 @@ class Views(Protocol):
 
     async def counts(self) -> dict[str, int]: ...
 
-    async def rejections(self, since: int, limit: int) -> list[dict[str, Any]]: ...
+    async def rejections(
+        self, since: int, limit: int, agent: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    async def tail(self, since: int, limit: int, requester: str) -> list[dict[str, Any]]: ...
 
 
 class ReadApi:
@@ -89,15 +120,23 @@ class ReadApi:
         self.gate = gate
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._has_agents = False
+
+    async def _secured(self) -> bool:
+        """True once the swarm has registered agents (it never goes back to open)."""
+        self._has_agents = self._has_agents or await self.log.has_agents()
+        return self._has_agents
 
     async def start(self) -> None:
         """Serve the operations this process can answer: reads with views, `doc` with a gate."""
         ops = [
-            op for op in OPERATIONS if (op == "doc" and self.gate) or (op != "doc" and self.views)
+            op
+            for op in OPERATIONS
+            if (op in GATE_OPERATIONS and self.gate) or (op not in GATE_OPERATIONS and self.views)
         ]
         for op in ops:
             sub = await self.log.nc.subscribe(
-                self.log.subjects.api(op), queue="swarm-api", cb=self._dispatch
+                self.log.subjects.api(op, "*"), queue="swarm-api", cb=self._dispatch
             )
             self._subs.append(sub)
 
@@ -114,13 +153,14 @@ class ReadApi:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, msg: Msg) -> None:
-        op = msg.subject.rsplit(".", 1)[-1]
+        op, requester = self.log.subjects.parse_api(msg.subject) or ("?", "?")
         ctx = telemetry.extract(msg.headers)
         with telemetry.tracer.start_as_current_span(f"api.{op}", context=ctx):
             try:
                 request = json.loads(msg.data or b"{}")
                 if not isinstance(request, dict):
                     raise SwarmError("a request must be a JSON object")
+                request["requester"] = requester  # the subject's, which the server enforces
                 result = await self._run(op, request)
                 body: dict[str, Any] = {"ok": True, "result": result}
             except SwarmError as err:
@@ -133,12 +173,12 @@ class ReadApi:
             except Exception as err:
                 log.exception("api_error", op=op)
                 body = {"ok": False, "error": {"type": "InternalError", "message": str(err)}}
-        if msg.reply:
+        if msg.reply and may_answer_to(self.log.subjects.swarm, requester, msg.reply):
             await self.log.nc.publish(msg.reply, json.dumps(body, default=str).encode())
 
     async def _run(self, op: str, req: dict[str, Any]) -> Any:
-        if op == "doc":
-            return await self._doc(str(req["id"]), req.get("requester"))
+        if op in GATE_OPERATIONS:
+            return await self._gate_op(op, req, req.get("requester"))
         views = self.views
         if views is None:  # pragma: no cover - such a process does not subscribe
             raise SwarmError(f"this process does not serve {op}")
@@ -152,7 +192,7 @@ class ReadApi:
         wait = min(float(req.get("timeout", 10.0)), MAX_WAIT)
         if after is not None:
             await views.wait_for(int(after), wait)
-        if op == "history":
+        if op in ("history", "tail"):
             # History reads DuckDB's version table: let everything readers can already
             # see be committed first, so history never lags a `get` made just before.
             await views.wait_for(max(int(after or 0), views.visible_seq), wait, durable=True)
@@ -183,7 +223,14 @@ class ReadApi:
             return await self._status(views)
         if op == "rejections":
             limit = max(1, min(int(req.get("limit", 100)), 1000))
-            return {"rejections": await views.rejections(int(req.get("since", 0)), limit)}
+            # Open swarm: no identities to tell apart, every reader sees every refusal.
+            own = requester if requester != ADMIN and await self._secured() else None
+            rows = await views.rejections(int(req.get("since", 0)), limit, own)
+            return {"rejections": rows}
+        if op == "tail":
+            limit = max(1, min(int(req.get("limit", 500)), 1000))
+            rows = await views.tail(int(req.get("since", 0)), limit, str(requester))
+            return {"events": rows}
         raise SwarmError(f"unknown operation {op}")
 
     async def _status(self, views: Views) -> dict[str, Any]:
@@ -202,15 +249,38 @@ class ReadApi:
             "memories": counts.get("memories", 0),
             "forgotten": counts.get("forgotten", 0),
             "rejected": await self.log.last_seq(s.rejected_stream),
-            "pending_proposals": await self.log.message_count(s.inbox_stream),
+            "inbox": await self.log.message_count(s.inbox_stream),
+            "pending_approvals": counts.get("pending_approvals", 0),
         }
 
-    async def _doc(self, memory_id: str, requester: str | None) -> dict[str, Any]:
-        if self.gate is None:
+    async def _gate_op(self, op: str, req: dict[str, Any], requester: str | None) -> Any:
+        gate = self.gate
+        if gate is None:
             raise SwarmError("this service runs no gate; writers must use a service with one")
-        history = await self.gate.history(memory_id)
+        if op == "doc":
+            return await self._doc(gate, str(req["id"]), requester)
+        await asyncio.wait_for(gate.ready.wait(), MAX_WAIT)
+        if op == "approvals":
+            status = str(req.get("status") or "pending")
+            return {"proposals": gate.proposals.rows(None if status == "all" else status)}
+        if op in ("approve", "deny"):
+            if not requester:
+                raise SwarmError("a decision needs a requester (the deciding principal)")
+            reason = req.get("reason")
+            return await gate.decide(
+                str(req["proposal"]),
+                principal=str(requester),
+                approve=op == "approve",
+                reason=str(reason) if reason else None,
+            )
+        if op == "laws":
+            return gate.law_rows()
+        return {"history": gate.book.history_rows()}
+
+    async def _doc(self, gate: GateWorker, memory_id: str, requester: str | None) -> dict[str, Any]:
+        history = await gate.history(memory_id)
         state = history.doc.state()
-        if state is None or (state.private and state.agent != requester):
+        if state is None or (state.private and requester not in (state.agent, ADMIN)):
             raise NotFound(f"no memory {memory_id}")
         return {
             "id": memory_id,

@@ -31,11 +31,13 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from swarm import telemetry
-from swarm.codec import decode_log_record, encode
+from swarm.auth import inbox_prefix
+from swarm.codec import encode
 from swarm.crdt import MemoryDoc, author, new_actor
 from swarm.errors import (
     ConfigError,
     ConnectionFailed,
+    Forbidden,
     NotFound,
     SwarmError,
     Timeout,
@@ -54,13 +56,16 @@ from swarm.events import (
 )
 from swarm.gatekeeper import REPLY_HEADER
 from swarm.identity import Credentials, sign
-from swarm.jetstream import JetStreamLog, connect
+from swarm.jetstream import JetStreamLog, closed_reason, connect
 from swarm.subjects import Subjects
 
 __all__ = ["SwarmClient", "SyncSwarmClient"]
 
 T = TypeVar("T")
 DEFAULT_URL = "nats://127.0.0.1:4222"
+#: Events per `tail` request, and the pause between polls when following.
+TAIL_PAGE = 500
+TAIL_POLL = 0.5
 
 
 class SwarmClient:
@@ -82,10 +87,13 @@ class SwarmClient:
                     f"invalid {what} name {value!r}: use lower-case letters, digits, '-' or '_'"
                 )
         if credentials is not None and (credentials.agent, credentials.swarm) != (agent, swarm):
-            raise ConfigError(
-                f"the credentials are for agent {credentials.agent!r} of swarm "
-                f"{credentials.swarm!r}, not {agent!r} of {swarm!r}"
-            )
+            if credentials.role != "agent" and credentials.agent == agent:
+                pass  # the operator's (or service's) key serves every swarm of its server
+            else:
+                raise ConfigError(
+                    f"the credentials are for agent {credentials.agent!r} of swarm "
+                    f"{credentials.swarm!r}, not {agent!r} of {swarm!r}"
+                )
         self.credentials = credentials
         self.subjects = Subjects(swarm)
         self.log = JetStreamLog(nc, self.subjects)
@@ -111,9 +119,15 @@ class SwarmClient:
     ) -> SwarmClient:
         """Connect as ``agent@instance``. ``credentials`` (an object or the path of the
         file `swarm agents add` wrote; default: the file named by ``SWARM_CREDS``)
-        signs every envelope: required once the swarm has registered agents."""
+        signs every envelope and logs in to NATS: required once the swarm has registered
+        agents. Admin credentials read everything (as ``_admin``) and cannot write."""
         creds = _credentials(credentials)
-        nc = await connect(url, name=f"swarm-client:{agent}@{instance}")
+        nc = await connect(
+            url,
+            name=f"swarm-client:{agent}@{instance}",
+            credentials=creds,
+            inbox_prefix=inbox_prefix(swarm, creds.principal) if creds else None,
+        )
         try:
             client = cls(
                 nc,
@@ -128,6 +142,11 @@ class SwarmClient:
             raise
         await client._start()
         return client
+
+    @property
+    def requester(self) -> str:
+        """Who this client reads as: the agent, or ``_admin`` with admin credentials."""
+        return self.credentials.principal if self.credentials is not None else self.agent
 
     async def _start(self) -> None:
         if not self._started:
@@ -238,6 +257,11 @@ class SwarmClient:
     async def _propose(
         self, cls: type[MemoryEvent], memory_id: str, out: list[bytes], **extra: Any
     ) -> Receipt:
+        if self.credentials is not None and self.credentials.role != "agent":
+            raise ConfigError(
+                f"{self.credentials.role} credentials cannot write memories: write as an "
+                "agent (swarm agents add NAME, then --creds NAME.creds.json)"
+            )
         change = out[0]
         event = cls(
             swarm=self.subjects.swarm,
@@ -285,6 +309,18 @@ class SwarmClient:
                 event_id=event.id,
                 where=err.get("where"),
             )
+        if answer.get("status") == "pending":
+            # The held change is not in the memory yet. Our next change to it must not
+            # reuse this actor's sequence number (the held one may be approved later).
+            self.actor = new_actor(self.subjects.swarm, self.agent, self.instance)
+            return Receipt(
+                id=memory_id,
+                seq=int(answer["seq"]),
+                event_id=event.id,
+                status="pending",
+                proposal=str(answer["proposal"]),
+                flags=tuple(answer.get("laws") or ()),
+            )
         return Receipt(
             id=memory_id,
             seq=int(answer["seq"]),
@@ -319,7 +355,7 @@ class SwarmClient:
             remaining = deadline - loop.time()
             try:
                 msg = await self.log.nc.request(
-                    self.subjects.api(op),
+                    self.subjects.api(op, self.requester),
                     json.dumps(body).encode(),
                     timeout=max(0.1, min(remaining, server_wait + 3.0)),
                     headers=ctx_headers or None,
@@ -336,6 +372,8 @@ class SwarmClient:
                     raise Timeout(
                         f"the service did not answer {op} in {self.timeout + server_wait:.0f}s"
                     ) from None
+            except nats.errors.ConnectionClosedError:
+                raise ConnectionFailed(closed_reason(self.log.nc, f"read ({op})")) from None
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
         answer = json.loads(msg.data)
@@ -345,6 +383,8 @@ class SwarmClient:
         kind, message = err.get("type", "SwarmError"), err.get("message", "request failed")
         if kind == "NotFound":
             raise NotFound(message)
+        if kind == "Forbidden":
+            raise Forbidden(message)
         if kind == "Timeout":
             raise Timeout(message)
         raise SwarmError(message)
@@ -394,24 +434,55 @@ class SwarmClient:
         rows: list[dict[str, Any]] = result["rejections"]
         return rows
 
+    # -- approvals and laws -------------------------------------------------------------
+
+    async def approvals(self, *, status: str = "pending") -> list[dict[str, Any]]:
+        """Proposals held for approval (``status``: pending, approved, denied, expired,
+        failed, or all)."""
+        result = await self._request("approvals", {"status": status, "requester": self.agent})
+        rows: list[dict[str, Any]] = result["proposals"]
+        return rows
+
+    async def approve(self, proposal: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Approve a held proposal as this principal: its event enters the log."""
+        return await self._decide("approve", proposal, reason)
+
+    async def deny(self, proposal: str, *, reason: str | None = None) -> dict[str, Any]:
+        """Deny a held proposal: its event never enters the log."""
+        return await self._decide("deny", proposal, reason)
+
+    async def _decide(self, op: str, proposal: str, reason: str | None) -> dict[str, Any]:
+        body = {"proposal": proposal, "reason": reason, "requester": self.agent}
+        result: dict[str, Any] = await self._request(op, body)
+        return result
+
+    async def laws(self) -> dict[str, Any]:
+        """The laws in force and the law-set version."""
+        result: dict[str, Any] = await self._request("laws", {"requester": self.agent})
+        return result
+
+    async def law_history(self) -> list[dict[str, Any]]:
+        """Every law enacted, changed or repealed, oldest first."""
+        result = await self._request("law_history", {"requester": self.agent})
+        rows: list[dict[str, Any]] = result["history"]
+        return rows
+
     async def tail(self, *, since: int = 1, follow: bool = False) -> AsyncIterator[dict[str, Any]]:
-        """Accepted events in log order: who did what to which memory (no content)."""
-        async for batch in self.log.read(start_seq=since, follow=follow):
-            for stored in batch:
-                record = decode_log_record(stored.data)
-                event = record.event
-                yield {
-                    "seq": stored.seq,
-                    "event_id": event.id,
-                    "type": event.type_name,
-                    "agent": event.agent,
-                    "instance": event.instance,
-                    "memory_id": event.memory_id,
-                    "at": event.at.isoformat(),
-                    "accepted_at": record.accepted_at.isoformat(),
-                    "law_set": record.verdict.law_set,
-                    "flags": [r.law for r in record.verdict.flags],
-                }
+        """Accepted events in log order from seq ``since``: who did what to which memory
+        (no content; events on another agent's private memories left out). Pages
+        through the service's ``tail`` endpoint; ``follow`` keeps polling it."""
+        after = max(0, since - 1)
+        while True:
+            result = await self._request("tail", {"since": after, "limit": TAIL_PAGE})
+            rows: list[dict[str, Any]] = result["events"]
+            for row in rows:
+                yield row
+            if rows:
+                after = int(rows[-1]["seq"])
+            if len(rows) < TAIL_PAGE:
+                if not follow:
+                    return
+                await asyncio.sleep(TAIL_POLL)
 
 
 def _credentials(given: Credentials | str | Path | None) -> Credentials | None:

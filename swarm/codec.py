@@ -23,13 +23,16 @@ from swarm.events import (
     MemoryRemembered,
     MemoryUpdated,
     RejectionRecord,
+    SystemRecord,
 )
 
 __all__ = [
     "UPCASTERS",
+    "decode_log_entry",
     "decode_log_record",
     "decode_proposal",
     "decode_rejection",
+    "decode_system_record",
     "encode",
 ]
 
@@ -47,7 +50,10 @@ Proposal = Annotated[
 _proposal_adapter: TypeAdapter[Proposal] = TypeAdapter(Proposal)
 
 
-def encode(model: MemoryEvent | LogRecord | RejectionRecord) -> bytes:
+_system_adapter: TypeAdapter[SystemRecord] = TypeAdapter(SystemRecord)
+
+
+def encode(model: MemoryEvent | LogRecord | RejectionRecord | SystemRecord) -> bytes:
     return model.model_dump_json().encode()
 
 
@@ -101,6 +107,21 @@ def decode_log_record(raw: bytes) -> LogRecord:
         return LogRecord.model_validate_json(raw)
     except ValidationError as err:
         raise SchemaError(f"corrupt log record: {_describe(err)}") from None
+
+
+def decode_system_record(raw: bytes) -> SystemRecord:
+    try:
+        return _system_adapter.validate_json(raw)
+    except ValidationError as err:
+        raise SchemaError(f"corrupt system record: {_describe(err)}") from None
+
+
+def decode_log_entry(subject: str, raw: bytes) -> LogRecord | SystemRecord:
+    """A LOG message: a memory event's record, or a system record (``.sys.`` subjects)."""
+    parts = subject.split(".", 3)
+    if len(parts) > 2 and parts[2] == "sys":
+        return decode_system_record(raw)
+    return decode_log_record(raw)
 
 
 def decode_rejection(raw: bytes) -> RejectionRecord:

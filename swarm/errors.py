@@ -8,6 +8,7 @@
     ├── ServerError(SwarmError, RuntimeError)      the embedded nats-server would not start
     ├── Timeout(SwarmError, TimeoutError)          a receipt or read did not arrive in time
     ├── NotFound(SwarmError, LookupError)          no such memory (or not visible to you)
+    ├── Forbidden(SwarmError, PermissionError)     not authorised (e.g. to decide a proposal)
     ├── StoreError(SwarmError, RuntimeError)       a projection store failed
     └── Rejected(SwarmError, ValueError)           the gate refused a write
         ├── SchemaError                            malformed event, wrong schema version
@@ -27,6 +28,7 @@ __all__ = [
     "ChangeError",
     "ConfigError",
     "ConnectionFailed",
+    "Forbidden",
     "IdentityError",
     "LawViolation",
     "NotFound",
@@ -63,6 +65,10 @@ class Timeout(SwarmError, TimeoutError):
 
 class NotFound(SwarmError, LookupError):
     """The memory does not exist, or is not visible to the caller."""
+
+
+class Forbidden(SwarmError, PermissionError):
+    """The caller is not authorised to do this (for example, decide a proposal)."""
 
 
 class StoreError(SwarmError, RuntimeError):

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -25,6 +25,8 @@ __all__ = [
     "EVENT_TYPES",
     "NAME_PATTERN",
     "Event",
+    "LawEnacted",
+    "LawRepealed",
     "LawResult",
     "LogRecord",
     "MemoryEvent",
@@ -32,8 +34,11 @@ __all__ = [
     "MemoryReinforced",
     "MemoryRemembered",
     "MemoryUpdated",
+    "ProposalDecided",
+    "ProposalOpened",
     "Receipt",
     "RejectionRecord",
+    "SystemRecord",
     "Verdict",
     "new_id",
     "utcnow",
@@ -141,7 +146,7 @@ class LawResult(_Frozen):
     """One law's answer for one event."""
 
     law: str
-    verdict: Literal["pass", "flag", "reject"]
+    verdict: Literal["pass", "flag", "reject", "pending"]
     reason: str | None = None
 
 
@@ -150,22 +155,86 @@ class Verdict(_Frozen):
 
     law_set: str = Field(description="version of the law set the event was checked against")
     results: tuple[LawResult, ...] = ()
+    approved_by: str | None = Field(
+        default=None, description="the principal who approved it, for an event held for approval"
+    )
 
     @property
     def flags(self) -> tuple[LawResult, ...]:
         return tuple(r for r in self.results if r.verdict == "flag")
 
 
+AnyMemoryEvent = Annotated[
+    MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten,
+    Field(discriminator="type"),
+]
+
+
 class LogRecord(_Frozen):
     """The body of one message in the LOG stream."""
 
     schema_version: Literal[1] = 1
-    event: Annotated[
-        MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten,
-        Field(discriminator="type"),
-    ]
+    event: AnyMemoryEvent
     verdict: Verdict
     accepted_at: datetime = Field(default_factory=utcnow)
+
+
+# -- system records: what the service itself writes to the log ----------------------------
+#
+# They live on ``swarm.<swarm>.sys.>`` subjects of the LOG stream, in log order with the
+# memory events, so a replay sees a law change or an approval exactly where it happened.
+
+
+class _SystemRecord(_Frozen):
+    schema_version: Literal[1] = 1
+    id: Identifier = Field(default_factory=new_id, description="record id; also the Nats-Msg-Id")
+    by: str = Field(description="the principal (or the gate) that caused it")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class ProposalOpened(_SystemRecord):
+    """A proposed event held by a ``require_approval`` law until a principal decides."""
+
+    type: Literal["proposal.opened"] = "proposal.opened"
+    proposal: Identifier = Field(description="the proposal id: the held event's id")
+    event: AnyMemoryEvent
+    laws: tuple[LawResult, ...] = Field(description="the laws that asked for approval")
+    verdict: Verdict = Field(description="what the other laws said")
+    expires_at: datetime
+
+
+class ProposalDecided(_SystemRecord):
+    """Approval, denial or expiry of a proposal (``failed``: it no longer applies)."""
+
+    type: Literal["proposal.decided"] = "proposal.decided"
+    proposal: Identifier
+    memory_id: Identifier
+    decision: Literal["approved", "denied", "expired", "failed"]
+    reason: str | None = Field(default=None, max_length=1000)
+    event_seq: int | None = Field(
+        default=None, description="where the approved event entered the log"
+    )
+
+
+class LawEnacted(_SystemRecord):
+    """A law enacted, or changed (enacted again under the same id)."""
+
+    type: Literal["law.enacted"] = "law.enacted"
+    law: dict[str, Any] = Field(description="the law's spec: id, kind, params, action, scope")
+    law_set: str = Field(description="the law-set version from this record on")
+    order: tuple[str, ...] = Field(description="the ids of the laws in force, in run order")
+
+
+class LawRepealed(_SystemRecord):
+    type: Literal["law.repealed"] = "law.repealed"
+    law_id: str
+    law_set: str = Field(description="the law-set version from this record on")
+    order: tuple[str, ...] = Field(description="the ids of the laws in force, in run order")
+
+
+SystemRecord = Annotated[
+    ProposalOpened | ProposalDecided | LawEnacted | LawRepealed, Field(discriminator="type")
+]
 
 
 class RejectionRecord(_Frozen):
@@ -192,3 +261,8 @@ class Receipt(_Frozen):
     event_id: str
     duplicate: bool = Field(default=False, description="a retry of an already accepted event")
     flags: tuple[LawResult, ...] = ()
+    status: Literal["accepted", "pending"] = Field(
+        default="accepted",
+        description="pending: held for approval; seq is then the proposal's record",
+    )
+    proposal: str | None = Field(default=None, description="the proposal id, when pending")

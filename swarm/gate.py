@@ -33,6 +33,7 @@ from swarm.errors import (
     SizeLimitExceeded,
 )
 from swarm.events import (
+    LawResult,
     LogRecord,
     MemoryEvent,
     MemoryForgotten,
@@ -42,7 +43,7 @@ from swarm.events import (
     Verdict,
 )
 from swarm.identity import AgentEntry, verify
-from swarm.laws.base import LawSet, Proposal
+from swarm.laws.base import LawSet, Proposal, Related
 
 
 def _core(state: MemoryState) -> tuple[object, ...]:
@@ -50,7 +51,7 @@ def _core(state: MemoryState) -> tuple[object, ...]:
     return (state.content, state.kind, state.tags, state.importance)
 
 
-__all__ = ["Accepted", "Duplicate", "Gate", "Limits", "MemoryHistory", "RateLimiter"]
+__all__ = ["Accepted", "Duplicate", "Gate", "Held", "Limits", "MemoryHistory", "RateLimiter"]
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -99,6 +100,15 @@ class Accepted:
 class Duplicate:
     event: MemoryEvent
     seq: int
+
+
+@dataclass(frozen=True)
+class Held:
+    """Every check passed, but ``require_approval`` laws ask a principal first."""
+
+    event: MemoryEvent
+    laws: tuple[LawResult, ...]
+    verdict: Verdict
 
 
 class Gate:
@@ -163,8 +173,20 @@ class Gate:
 
     # -- phase 2: with the memory's history ----------------------------------------------
 
-    def judge(self, event: MemoryEvent, history: MemoryHistory) -> Accepted | Duplicate:
-        """Change, scope and laws. Raises a Rejected subclass."""
+    def judge(
+        self,
+        event: MemoryEvent,
+        history: MemoryHistory,
+        *,
+        approved_by: str | None = None,
+        related: tuple[Related, ...] = (),
+    ) -> Accepted | Duplicate | Held:
+        """Change, scope and laws. Raises a Rejected subclass.
+
+        A violated ``require_approval`` law holds the event (:class:`Held`) unless
+        ``approved_by`` names the principal who approved it: then it is accepted,
+        the verdict recording those laws as ``pending`` and the approver.
+        """
         if event.id in history.event_seqs:
             return Duplicate(event, history.event_seqs[event.id])
         chunks = change_chunks(event.change)
@@ -191,7 +213,9 @@ class Gate:
             raise Rejected(
                 f"memory {event.memory_id} is private to agent {before.agent}", check="scope"
             )
-        judgement = self.laws.judge(Proposal(event=event, before=before, after=after))
+        judgement = self.laws.judge(
+            Proposal(event=event, before=before, after=after, related=related)
+        )
         if judgement.violation is not None:
             law, outcome = judgement.violation
             raise LawViolation(
@@ -200,7 +224,16 @@ class Gate:
                 event_id=event.id,
                 where=outcome.where,
             )
-        verdict = Verdict(law_set=self.laws.version, results=judgement.results)
+        asked = tuple(
+            LawResult(law=p.law, verdict="pending", reason=p.reason) for p in judgement.pending
+        )
+        if asked and approved_by is None:
+            return Held(event, asked, Verdict(law_set=self.laws.version, results=judgement.results))
+        verdict = Verdict(
+            law_set=self.laws.version,
+            results=judgement.results + asked,
+            approved_by=approved_by if asked else None,
+        )
         return Accepted(LogRecord(event=event, verdict=verdict), doc)
 
     def _check_shape(

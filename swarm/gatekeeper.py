@@ -9,6 +9,12 @@ or a typed error, and only then acknowledges the inbox messages.
 A crash anywhere is safe: unacknowledged proposals are redelivered, and an
 event already in the log is recognised by its id (the LOG dedup window, and
 the memory's history) and answered with its original sequence.
+
+It also keeps the swarm's system records (see :mod:`swarm.approvals` and
+:mod:`swarm.laws.book`): at start it reads them, records the law set it will
+enforce when that differs from the log's, and from then on holds events that
+``require_approval`` laws ask about, decides them when a principal does, and
+expires them when their time is up.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -26,12 +34,27 @@ from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from swarm import telemetry
-from swarm.codec import decode_log_record, encode
-from swarm.errors import Rejected, SchemaError
-from swarm.events import MemoryEvent, RejectionRecord
-from swarm.gate import Accepted, Duplicate, Gate, MemoryHistory, RateLimiter
+from swarm.approvals import Decision, ProposalBook, ProposalState, authorise
+from swarm.auth import may_answer_to
+from swarm.codec import decode_log_record, decode_system_record, encode
+from swarm.errors import NotFound, Rejected, SchemaError, SwarmError
+from swarm.events import (
+    LawEnacted,
+    LawRepealed,
+    MemoryEvent,
+    MemoryRemembered,
+    ProposalDecided,
+    ProposalOpened,
+    RejectionRecord,
+    SystemRecord,
+    utcnow,
+)
+from swarm.gate import Accepted, Duplicate, Gate, Held, MemoryHistory, RateLimiter
 from swarm.identity import AgentEntry
 from swarm.jetstream import Closed, JetStreamLog
+from swarm.laws import LawSpec, build_law_set
+from swarm.laws.base import Related
+from swarm.laws.book import LawBook
 
 __all__ = ["EVENT_ID_HEADER", "REPLY_HEADER", "GateWorker"]
 
@@ -41,6 +64,12 @@ log = structlog.get_logger(__name__)
 REPLY_HEADER = "Swarm-Reply"
 #: Header repeating the event id, so even an unparseable proposal can be answered.
 EVENT_ID_HEADER = "Swarm-Event-Id"
+#: How long a held proposal waits for a decision before it expires.
+APPROVAL_TTL = 7 * 86_400.0
+#: Who the law records name when `swarm up` enacts a law file.
+OPERATOR = "operator"
+#: How many similar memories a contradiction check compares a write with.
+RELATED_K = 5
 
 
 @dataclass
@@ -54,16 +83,41 @@ class _Item:
     duplicate: bool = False
     error: Rejected | None = None
     retry: bool = False
+    held: Held | None = None
+    waiting: ProposalState | None = None  # an earlier proposal of this event, still pending
+    related: tuple[Related, ...] = ()
 
 
 class GateWorker:
+    """The gate's I/O loop.
+
+    ``law_specs``: the laws to enforce, recorded in the log at start when they
+    differ from the log's (`swarm up --laws FILE`). None: the laws the log
+    records, or the gate's own law set on a first start. A law set made of law
+    objects in code (no specs) runs as given and is not recorded.
+    """
+
     def __init__(
-        self, log: JetStreamLog, gate: Gate, *, batch: int = 256, cache_size: int = 50_000
+        self,
+        log: JetStreamLog,
+        gate: Gate,
+        *,
+        batch: int = 256,
+        cache_size: int = 50_000,
+        law_specs: Sequence[LawSpec] | None = None,
+        approval_ttl: float = APPROVAL_TTL,
     ) -> None:
         self.log = log
         self.gate = gate
         self.batch = batch
         self.cache_size = cache_size
+        self.law_specs = list(law_specs) if law_specs is not None else None
+        self.approval_ttl = approval_ttl
+        self.book = LawBook()
+        self.proposals = ProposalBook()
+        #: Set once the system records are read and the law set is settled.
+        self.ready = asyncio.Event()
+        self._lock = asyncio.Lock()  # one writer of the log at a time: batches, decisions
         self._cache: OrderedDict[str, MemoryHistory] = OrderedDict()
         self.accepted = 0
         self.rejected = 0
@@ -125,17 +179,25 @@ class GateWorker:
             ack_all=False,
         )
         self._known_ids = await self.log.memory_ids()
+        await self._load_system_records()
+        await self._settle_laws()
+        self.ready.set()
         log.info(
             "gate_started",
             swarm=self.gate.swarm,
             law_set=self.gate.laws.version,
             memories=len(self._known_ids),
+            pending_proposals=len(self.proposals.pending()),
         )
+        next_expiry_check = 0.0
         try:
             while not stop.is_set():
                 msgs = await self.log.fetch(sub, self.batch, 0.5)
                 if msgs:
                     await self.process(msgs)
+                if time.monotonic() >= next_expiry_check:
+                    await self.expire()
+                    next_expiry_check = time.monotonic() + 1.0
         except Closed:
             return
         finally:
@@ -143,13 +205,164 @@ class GateWorker:
                 await sub.unsubscribe()
 
     async def process(self, msgs: list[Msg]) -> None:
-        registry = await self._registry(msgs)
-        items = [self._parse(msg, registry) for msg in msgs]
-        await self._preload(items)
-        self._decide(items)
-        await self._append(items)
-        await self._record_rejections(items)
-        await self._answer(items)
+        async with self._lock:
+            registry = await self._registry(msgs)
+            items = [self._parse(msg, registry) for msg in msgs]
+            await self._preload(items)
+            if self.gate.laws.needs_related:
+                await self._find_related(items)
+            self._decide(items)
+            await self._append(items)
+            await self._record_rejections(items)
+            await self._answer(items)
+
+    # -- system records: laws and proposals -------------------------------------------
+
+    async def _load_system_records(self) -> None:
+        async for batch in self.log.read(filter_subject=self.log.subjects.sys_all):
+            for stored in batch:
+                self._apply_system(stored.seq, decode_system_record(stored.data))
+
+    def _apply_system(self, seq: int, record: SystemRecord) -> None:
+        if isinstance(record, LawEnacted | LawRepealed):
+            self.book.apply(seq, record)
+        else:
+            self.proposals.apply(seq, record)
+
+    async def _append_system(self, subject: str, record: SystemRecord, msg_id: str) -> int:
+        headers = {"Nats-Msg-Id": msg_id, "Swarm-Type": record.type}
+        [result] = await self.log.append_many([(subject, encode(record), headers)])
+        if result.seq is None:
+            raise SwarmError(f"could not write {record.type} to the log: {result.error}")
+        if not result.duplicate:
+            self._apply_system(result.seq, record)
+        return result.seq
+
+    async def _settle_laws(self) -> None:
+        """Enforce the wanted law set, recording it in the log first if it changed."""
+        given = self.gate.laws.specs
+        if given is None and self.law_specs is None:
+            return  # law objects made in code: run as given
+        wanted = self.law_specs
+        if wanted is None:
+            wanted = (
+                self.book.specs if self.book else [s for s in given or () if isinstance(s, LawSpec)]
+            )
+        law_set = build_law_set(wanted, allow_approval=True)
+        for record in self.book.changes_to(wanted, version=law_set.version, by=OPERATOR):
+            await self._append_system(self.log.subjects.sys("laws"), record, record.id)
+        self.gate.laws = law_set
+
+    def law_rows(self) -> dict[str, Any]:
+        """The laws in force (`swarm laws list`)."""
+        rows = (
+            self.book.rows()
+            if self.book
+            else [
+                {"id": law.id, "description": law.description, "action": law.action}
+                for law in self.gate.laws.laws
+            ]
+        )
+        return {"law_set": self.gate.laws.version, "laws": rows}
+
+    async def expire(self) -> int:
+        """Close every pending proposal whose time is up. Returns how many."""
+        if not self.proposals.pending():
+            return 0
+        async with self._lock:
+            due = self.proposals.expired(utcnow())
+            for state in due:
+                await self._close(state, "expired", by="gate", reason="no decision in time")
+        return len(due)
+
+    async def _close(
+        self,
+        state: ProposalState,
+        decision: Decision,
+        *,
+        by: str,
+        reason: str | None,
+        event_seq: int | None = None,
+    ) -> ProposalDecided:
+        record = ProposalDecided(
+            proposal=state.id,
+            memory_id=state.opened.event.memory_id,
+            decision=decision,
+            by=by,
+            reason=reason,
+            event_seq=event_seq,
+        )
+        subject = self.log.subjects.sys("proposals", state.id)
+        await self._append_system(subject, record, f"decided-{state.id}")
+        log.info("proposal_decided", proposal=state.id, decision=decision, by=by)
+        return record
+
+    async def decide(
+        self, proposal: str, *, principal: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Approve or deny a held proposal as ``principal``; returns its row.
+
+        Approval judges the event again against the memory as it is now (it may
+        have changed meanwhile) with the laws in force, the approval standing in
+        for the laws that asked for it; if it no longer applies, the proposal is
+        closed as ``failed`` with the reason.
+        """
+        await asyncio.wait_for(self.ready.wait(), 30)
+        async with self._lock:
+            state = self.proposals.get(proposal)
+            if state is None:
+                raise NotFound(f"no proposal {proposal}")
+            if state.decided is not None:
+                raise SwarmError(
+                    f"proposal {proposal} is already {state.status} (by {state.decided.by})"
+                )
+            secured = await self.log.has_agents()
+            entry = await self.log.get_agent(principal) if secured else None
+            authorise(principal, state, entry=entry, secured=secured)
+            if state.opened.expires_at <= utcnow():
+                await self._close(state, "expired", by="gate", reason="no decision in time")
+                raise SwarmError(f"proposal {proposal} expired at {state.opened.expires_at}")
+            if not approve:
+                await self._close(state, "denied", by=principal, reason=reason)
+                return state.row()
+            await self._approve(state, principal, reason)
+            return state.row()
+
+    async def _approve(self, state: ProposalState, principal: str, reason: str | None) -> None:
+        event = state.opened.event
+        history = await self._cached(event.memory_id, new=isinstance(event, MemoryRemembered))
+        try:
+            decision = self.gate.judge(event, history, approved_by=principal)
+        except Rejected as err:
+            await self._close(
+                state, "failed", by=principal, reason=f"no longer applies: {err.reason}"
+            )
+            return
+        if isinstance(decision, Duplicate):  # a crash after the event, before the decision
+            seq = decision.seq
+        elif isinstance(decision, Held):  # pragma: no cover - approved_by stands in for them
+            raise SwarmError("the gate held an approved event")
+        else:
+            subject = self.log.subjects.log(event.agent, event.memory_id)
+            headers = {"Nats-Msg-Id": event.id, "Swarm-Type": event.type_name}
+            [result] = await self.log.append_many([(subject, encode(decision.record), headers)])
+            if result.seq is None:
+                raise SwarmError(f"could not append the approved event: {result.error}")
+            seq = result.seq
+            self._adopt(event, decision.doc, seq)
+        await self._close(state, "approved", by=principal, reason=reason, event_seq=seq)
+
+    def _adopt(self, event: MemoryEvent, doc: Any, seq: int) -> None:
+        """An event is in the log at ``seq``: the cached history follows."""
+        mid = event.memory_id
+        if self._known_ids is not None:
+            self._known_ids.add(mid)
+        history = self._cache.get(mid)
+        if history is not None:
+            history.doc = doc
+            history.event_seqs[event.id] = seq
+        else:
+            self._remember(mid, MemoryHistory(doc, {event.id: seq}))
 
     async def _registry(self, msgs: list[Msg]) -> dict[str, AgentEntry] | None:
         """The registry entries of this batch's agents, read afresh (a revocation takes
@@ -192,11 +405,63 @@ class GateWorker:
         if wanted:
             await asyncio.gather(*(self._cached(mid, new=new) for mid, new in wanted.items()))
 
+    async def _find_related(self, items: list[_Item]) -> None:
+        """For laws that compare a write with other memories (contradiction): look up, for
+        each new or rewritten content, the memories that read most like it (the
+        projection's full-text and vector recall, as the writer may see them)."""
+
+        async def lookup(item: _Item) -> None:
+            event = item.event
+            if event is None or event.type_name not in ("memory.remembered", "memory.updated"):
+                return
+            history = self._cache.get(event.memory_id)
+            if history is None:
+                return
+            try:
+                doc, _ = history.doc.apply(event.change, strict=False)
+                after = doc.state()
+            except Rejected:
+                return  # the judge will say what is wrong with the change
+            if after is None:
+                return
+            item.related = await self._recall_related(after.content, event.agent)
+
+        await asyncio.gather(*(lookup(item) for item in items))
+
+    async def _recall_related(self, content: str, agent: str) -> tuple[Related, ...]:
+        body = json.dumps({"query": content, "k": RELATED_K}).encode()
+        try:
+            reply = await self.log.nc.request(
+                self.log.subjects.api("recall", agent), body, timeout=2.0
+            )
+            answer = json.loads(reply.data)
+        except Exception as err:  # no projector yet, or slow: judge without related memories
+            log.warning("related_lookup_failed", error=repr(err))
+            return ()
+        if not answer.get("ok"):
+            return ()
+        return tuple(
+            Related(id=r["id"], agent=r["agent"], content=r["content"], kind=r.get("kind", "fact"))
+            for r in answer["result"]["results"]
+        )
+
     def _decide(self, items: list[_Item]) -> None:
         overlay: dict[str, MemoryHistory] = {}
         for item in items:
             event = item.event
             if event is None:
+                continue
+            held = self.proposals.get(event.id)
+            if held is not None and held.decided is None:
+                item.waiting = held  # a retry of a held proposal: still pending
+                continue
+            if held is not None and held.status != "approved":
+                assert held.decided is not None
+                item.error = Rejected(
+                    f"proposal {event.id} was {held.status} by {held.decided.by}"
+                    + (f": {held.decided.reason}" if held.decided.reason else ""),
+                    check="approval",
+                )
                 continue
             history = overlay.get(event.memory_id) or self._cache.get(event.memory_id)
             if history is None:  # evicted between preload and now: decide on the log's view later
@@ -209,7 +474,7 @@ class GateWorker:
                 attributes=telemetry.attrs(event_id=event.id, type=event.type_name),
             ) as span:
                 try:
-                    decision = self.gate.judge(event, history)
+                    decision = self.gate.judge(event, history, related=item.related)
                 except Rejected as err:
                     item.error = err
                     span.add_event("rejected", {"check": err.check, "reason": err.reason})
@@ -217,6 +482,10 @@ class GateWorker:
                     continue
                 if isinstance(decision, Duplicate):
                     item.seq, item.duplicate = decision.seq, True
+                    continue
+                if isinstance(decision, Held):
+                    span.add_event("held", {"laws": [r.law for r in decision.laws]})
+                    item.held = decision
                     continue
                 for result in decision.record.verdict.results:
                     span.add_event("law", {"law": result.law, "verdict": result.verdict})
@@ -226,6 +495,7 @@ class GateWorker:
                 )
 
     async def _append(self, items: list[_Item]) -> None:
+        await self._hold(items)
         todo = [i for i in items if i.accepted is not None]
         if not todo:
             return
@@ -254,15 +524,41 @@ class GateWorker:
                 self._cache.pop(mid, None)  # rebuild from the log on redelivery
                 continue
             item.seq, item.duplicate = result.seq, result.duplicate
-            if self._known_ids is not None:
-                self._known_ids.add(mid)
-            history = self._cache.get(mid)
-            if history is not None:
-                history.doc = item.accepted.doc
-                history.event_seqs[item.event.id] = result.seq
-            else:
-                self._remember(mid, MemoryHistory(item.accepted.doc, {item.event.id: result.seq}))
+            self._adopt(item.event, item.accepted.doc, result.seq)
             self.accepted += 1
+
+    async def _hold(self, items: list[_Item]) -> None:
+        """Write a ``proposal.opened`` record for each held event (the memory is untouched)."""
+        todo = [i for i in items if i.held is not None]
+        if not todo:
+            return
+        expires = utcnow() + timedelta(seconds=self.approval_ttl)
+        batch = []
+        records = []
+        for item in todo:
+            assert item.held is not None
+            event = item.held.event
+            record = ProposalOpened(
+                proposal=event.id,
+                event=event,
+                laws=item.held.laws,
+                verdict=item.held.verdict,
+                expires_at=expires,
+                by=event.agent,
+            )
+            records.append(record)
+            headers = {"Nats-Msg-Id": f"opened-{event.id}", "Swarm-Type": record.type}
+            batch.append((self.log.subjects.sys("proposals", event.id), encode(record), headers))
+        for item, record, result in zip(
+            todo, records, await self.log.append_many(batch), strict=True
+        ):
+            if result.seq is None:
+                item.retry = True
+                continue
+            if not result.duplicate:
+                self.proposals.apply(result.seq, record)
+            item.waiting = self.proposals.get(record.proposal)
+            log.info("held", proposal=record.proposal, laws=[r.law for r in record.laws])
 
     async def _record_rejections(self, items: list[_Item]) -> None:
         todo = [i for i in items if i.error is not None]
@@ -303,7 +599,7 @@ class GateWorker:
                 await item.msg.nak(delay=0.5)
                 continue
             reply = (item.msg.headers or {}).get(REPLY_HEADER)
-            if reply:
+            if reply and may_answer_to(self.gate.swarm, item.agent or "", reply):
                 await nc.publish(reply, json.dumps(self._receipt(item)).encode())
             await item.msg.ack()
 
@@ -323,6 +619,17 @@ class GateWorker:
                 },
             }
         assert item.event is not None
+        if item.waiting is not None:
+            return {
+                "ok": True,
+                "status": "pending",
+                "id": item.event.memory_id,
+                "event_id": item.event.id,
+                "proposal": item.waiting.id,
+                "seq": item.waiting.seq,
+                "laws": [r.model_dump() for r in item.waiting.opened.laws],
+                "expires_at": item.waiting.opened.expires_at.isoformat(),
+            }
         flags = []
         if item.accepted is not None:
             flags = [r.model_dump() for r in item.accepted.record.verdict.flags]

@@ -17,6 +17,7 @@ import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -25,13 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from swarm.errors import ConfigError
 from swarm.events import MemoryEvent, Name, utcnow
 
-__all__ = ["AgentEntry", "Credentials", "sign", "signing_bytes", "verify"]
+__all__ = ["AgentEntry", "Credentials", "Role", "sign", "signing_bytes", "verify"]
 
 _SCHEME = b"swarm-sig-v1"
 
+#: What a key may do: an agent writes and reads as itself; the operator ("admin")
+#: reads everything and administers the registry; the "service" runs the gate and
+#: the projector. See swarm.auth for the NATS permissions of each.
+Role = Literal["agent", "admin", "service"]
+
 
 class Credentials(BaseModel):
-    """One agent's key pair, as stored in its credentials file (keep it secret)."""
+    """One key pair, as stored in its credentials file (keep it secret).
+
+    The same key signs an agent's envelopes and logs it in to NATS (as an nkey user).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -40,16 +49,24 @@ class Credentials(BaseModel):
     public_key: str = Field(description="ed25519 public key, base64")
     secret_key: str = Field(description="ed25519 seed, base64")
     created_at: datetime = Field(default_factory=utcnow)
+    role: Role = "agent"
 
     @classmethod
-    def generate(cls, swarm: str, agent: str) -> Credentials:
+    def generate(cls, swarm: str, agent: str, *, role: Role = "agent") -> Credentials:
         key = SigningKey.generate()
         return cls(
             swarm=swarm,
             agent=agent,
             public_key=base64.b64encode(bytes(key.verify_key)).decode(),
             secret_key=base64.b64encode(bytes(key)).decode(),
+            role=role,
         )
+
+    @property
+    def principal(self) -> str:
+        """The token naming this key's holder in subjects: the agent's name, or
+        ``_admin`` / ``_service`` (agent names never start with '_')."""
+        return self.agent if self.role == "agent" else f"_{self.role}"
 
     @classmethod
     def load(cls, path: str | Path) -> Credentials:

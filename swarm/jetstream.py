@@ -39,14 +39,30 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
+from swarm.auth import user_seed
 from swarm.errors import ConnectionFailed, SwarmError, Timeout
-from swarm.identity import AgentEntry
+from swarm.identity import AgentEntry, Credentials
 from swarm.subjects import Subjects
 
-__all__ = ["Appended", "Closed", "JetStreamLog", "LogSettings", "StoredMessage", "connect"]
+__all__ = [
+    "Appended",
+    "Closed",
+    "JetStreamLog",
+    "LogSettings",
+    "StoredMessage",
+    "auth_refused",
+    "connect",
+]
 
 DAY = 86_400.0
 T = TypeVar("T")
+#: The registry key where `swarm up` records the revision its server's NATS users
+#: reflect. Not an agent: keys starting with '_' are never agent names.
+AUTH_APPLIED_KEY = "_nats_auth"
+
+
+def _is_agent_key(key: str) -> bool:
+    return not key.startswith("_")
 
 
 @dataclass(frozen=True)
@@ -82,31 +98,104 @@ class Appended:
     error: Exception | None = None
 
 
-async def connect(url: str, *, name: str = "swarm", timeout: float = 5.0) -> NATS:
-    """Connect with unlimited reconnects (nats.py's default gives up after ~2 min)."""
+def auth_refused(err: BaseException | None) -> bool:
+    """True if ``err`` is the server refusing a login ("Authorization Violation")."""
+    return isinstance(err, nats.errors.AuthorizationError) or (
+        err is not None and "authorization violation" in str(err).lower()
+    )
 
-    async def _quiet(_err: Exception) -> None:
-        return None
 
-    try:
-        # Unlimited reconnects also make the *first* connect retry forever, so it
-        # gets its own deadline: an unreachable server is an error, not a hang.
-        return await asyncio.wait_for(
-            nats.connect(
-                url,
-                name=name,
-                connect_timeout=min(timeout, 2.0),
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                allow_reconnect=True,
-                error_cb=_quiet,
-            ),
-            timeout,
+async def connect(
+    url: str,
+    *,
+    name: str = "swarm",
+    timeout: float = 5.0,
+    credentials: Credentials | None = None,
+    inbox_prefix: str | None = None,
+) -> NATS:
+    """Connect with unlimited reconnects (nats.py's default gives up after ~2 min).
+
+    ``credentials`` log in as that key's nkey user (see :mod:`swarm.auth`);
+    ``inbox_prefix`` is where this connection's replies arrive (an agent may only
+    subscribe to its own). A refused login is a ConnectionFailed at once; a
+    connection the server stops admitting later (its key revoked) is closed.
+    """
+    nc = NATS()
+    refused, admitted = asyncio.Event(), asyncio.Event()
+    closing: set[asyncio.Task[None]] = set()
+
+    async def _on_error(err: Exception) -> None:
+        if not auth_refused(err):
+            return
+        refused.set()
+        if admitted.is_set():  # admitted before, refused now (revoked): do not retry forever
+            task = asyncio.create_task(_close_quietly(nc))
+            closing.add(task)
+            task.add_done_callback(closing.discard)
+
+    # (nats.py annotates these as int; they are seconds and may be fractions)
+    options: dict[str, Any] = {"connect_timeout": min(timeout, 2.0), "reconnect_time_wait": 0.5}
+    if credentials is not None:
+        options["nkeys_seed_str"] = user_seed(credentials)
+    if inbox_prefix is not None:
+        options["inbox_prefix"] = inbox_prefix
+    # Unlimited reconnects also make the *first* connect retry forever, so it
+    # gets its own deadline: an unreachable server is an error, not a hang.
+    attempt = asyncio.ensure_future(
+        nc.connect(
+            url,
+            name=name,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            error_cb=_on_error,
+            **options,
         )
-    except (OSError, TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as err:
-        raise ConnectionFailed(
-            f"cannot reach NATS at {url}: is `swarm up` running? ({type(err).__name__})"
-        ) from None
+    )
+    refusal = asyncio.ensure_future(refused.wait())
+    try:
+        await asyncio.wait({attempt, refusal}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        refusal.cancel()
+    if attempt.done() and not refused.is_set():
+        try:
+            attempt.result()
+        except (OSError, nats.errors.Error) as err:
+            raise ConnectionFailed(f"cannot reach NATS at {url}: {err}") from None
+        admitted.set()
+        return nc
+    attempt.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await attempt
+    with contextlib.suppress(Exception):
+        await nc.close()
+    if refused.is_set():
+        raise ConnectionFailed(_refusal(url, credentials))
+    raise ConnectionFailed(f"cannot reach NATS at {url}: is `swarm up` running? (TimeoutError)")
+
+
+async def _close_quietly(nc: NATS) -> None:
+    with contextlib.suppress(Exception):  # the server may already have dropped the socket
+        await nc.close()
+
+
+def closed_reason(nc: NATS, what: str) -> str:
+    """Why ``what`` failed on a closed connection, in words."""
+    if auth_refused(nc.last_error):
+        return f"cannot {what}: the NATS server no longer admits these credentials"
+    return f"cannot {what}: the NATS connection is closed"
+
+
+def _refusal(url: str, credentials: Credentials | None) -> str:
+    if credentials is None:
+        return (
+            f"NATS at {url} requires credentials: pass --creds FILE (or set SWARM_CREDS); "
+            "the operator's admin credentials are at <data dir>/admin.creds.json "
+            "(`swarm up` prints the path)"
+        )
+    return (
+        f"NATS at {url} refused the credentials of {credentials.principal!r}: not "
+        "registered in this swarm, revoked, or not yet in force on this server"
+    )
 
 
 class JetStreamLog:
@@ -136,7 +225,7 @@ class JetStreamLog:
             ),
             StreamConfig(
                 name=s.log_stream,
-                subjects=[s.log_all],
+                subjects=[s.log_all, s.sys_all],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=cfg.dedup_window,
@@ -182,6 +271,8 @@ class JetStreamLog:
             raise Timeout(f"JetStream did not answer in time to {what}") from None
         except nats.errors.NoRespondersError:
             raise ConnectionFailed(f"JetStream is not enabled on this server ({what})") from None
+        except nats.errors.ConnectionClosedError:
+            raise ConnectionFailed(closed_reason(self.nc, what)) from None
 
     # -- the agent registry (a KV bucket) ----------------------------------------------
 
@@ -205,35 +296,107 @@ class JetStreamLog:
                 )
         return self._agents_kv
 
-    async def put_agent(self, entry: AgentEntry) -> None:
+    async def put_agent(self, entry: AgentEntry) -> int:
+        """Write an agent's entry; returns the registry revision of the write."""
         kv = await self._agents()
-        await self._call(
+        revision: int = await self._call(
             kv.put(entry.agent, entry.model_dump_json().encode()), "write the registry"
         )
+        return revision
 
     async def get_agent(self, agent: str) -> AgentEntry | None:
         kv = await self._agents()
         try:
             found = await kv.get(agent)
-        except nats.js.errors.KeyNotFoundError:
+        except nats.js.errors.NotFoundError:  # never written, or deleted
             return None
         return AgentEntry.model_validate_json(found.value or b"{}")
 
+    async def _registry_keys(self) -> tuple[list[str], int]:
+        """The registry's agent keys and its last revision.
+
+        Read from the bucket stream's subjects, not nats.py's ``kv.keys()``: its
+        "no more keys" marker can arrive before the keys do, and it then reports
+        fewer (or none) — the wrong answer for "does this swarm have agents?".
+        """
+        await self._agents()
+        bucket = self.subjects.agents_bucket
+        info = await self._call(
+            self.js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>"),
+            "read the registry",
+        )
+        prefix = f"$KV.{bucket}."
+        keys = [subject[len(prefix) :] for subject in (info.state.subjects or {})]
+        return sorted(k for k in keys if _is_agent_key(k)), int(info.state.last_seq)
+
     async def list_agents(self) -> list[AgentEntry]:
-        kv = await self._agents()
-        try:
-            keys = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
-        found = [await self.get_agent(key) for key in sorted(keys)]
+        keys, _ = await self._registry_keys()
+        found = [await self.get_agent(key) for key in keys]
         return [entry for entry in found if entry is not None]
 
     async def has_agents(self) -> bool:
+        keys, _ = await self._registry_keys()
+        for key in keys:
+            if await self.get_agent(key) is not None:
+                return True
+        return False
+
+    async def watch_agents(self) -> AsyncIterator[tuple[int, list[AgentEntry]]]:
+        """The registry now, then again after each change: (revision, every entry).
+
+        ``revision`` is the highest registry revision seen so far; `swarm up`
+        records it with :meth:`set_auth_applied` once its server enforces that state.
+        """
+        kv = await self._agents()
+        _, start = await self._registry_keys()
+        watcher = await kv.watchall()
+        entries: dict[str, AgentEntry] = {}
+        revision, changed = 0, True
+        try:
+            if start == 0:
+                changed = False
+                yield 0, []
+            async for update in watcher:
+                if update is None:  # nats.py's "initial values done" marker may come early
+                    continue
+                revision = max(revision, update.revision or 0)
+                if _is_agent_key(update.key):
+                    changed = True
+                    entries.pop(update.key, None)
+                    if update.operation not in ("DEL", "PURGE") and update.value:
+                        with contextlib.suppress(ValueError):
+                            entries[update.key] = AgentEntry.model_validate_json(update.value)
+                # Yield once the state at the start is all in (the last message of the
+                # stream is the last of its key, so it is delivered), then per burst.
+                if changed and revision >= start and not update.delta:
+                    changed = False
+                    yield revision, list(entries.values())
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def auth_applied(self) -> int | None:
+        """The registry revision the server's users reflect, as `swarm up` last
+        recorded it; None if no `swarm up` manages this server's users."""
         kv = await self._agents()
         try:
-            return bool(await kv.keys())
-        except nats.js.errors.NoKeysError:
-            return False
+            found = await kv.get(AUTH_APPLIED_KEY)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (nats.errors.Error, TimeoutError) as err:
+            raise ConnectionFailed(f"cannot read the registry: {err}") from None
+        return int(json.loads(found.value or b"{}").get("revision", 0))
+
+    async def set_auth_applied(self, revision: int | None) -> None:
+        """Record that the server enforces the registry as of ``revision`` (None: this
+        server's users are managed elsewhere, nothing to wait for)."""
+        kv = await self._agents()
+        if revision is None:
+            if await self.auth_applied() is not None:
+                await self._call(kv.delete(AUTH_APPLIED_KEY), "write the registry")
+            return
+        body = json.dumps({"revision": revision}).encode()
+        await self._call(kv.put(AUTH_APPLIED_KEY, body), "write the registry")
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -370,10 +533,12 @@ class JetStreamLog:
         until_seq: int | None = None,
         follow: bool = False,
         batch: int = 500,
+        filter_subject: str | None = None,
     ) -> AsyncIterator[list[StoredMessage]]:
         """Ordered batches from ``start_seq`` (an ephemeral, unacknowledged consumer).
 
-        Stops at the end of the stream (or ``until_seq``) unless ``follow``.
+        Stops at the end of the stream (or ``until_seq``) unless ``follow``; with a
+        ``filter_subject``, only its messages (the end is then the stream's end).
         """
         stream = stream or self.subjects.log_stream
         config = ConsumerConfig(
@@ -381,6 +546,7 @@ class JetStreamLog:
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, start_seq),
             inactive_threshold=30.0,
+            filter_subject=filter_subject,
         )
         end = (
             until_seq
@@ -389,8 +555,10 @@ class JetStreamLog:
         )
         if end is not None and end < start_seq:
             return
-        sub = await self.js.pull_subscribe("", stream=stream, config=config)
+        sub = await self.js.pull_subscribe(filter_subject or "", stream=stream, config=config)
         try:
+            if filter_subject and not follow and not (await sub.consumer_info()).num_pending:
+                return
             while True:
                 msgs = await self.fetch(sub, batch, 1.0)
                 if not msgs:
@@ -413,6 +581,8 @@ class JetStreamLog:
                 if out:
                     yield out
                 if end is not None and (not out or out[-1].seq >= end):
+                    return
+                if filter_subject and not follow and not msgs[-1].metadata.num_pending:
                     return
         finally:
             await sub.unsubscribe()
@@ -437,7 +607,7 @@ class JetStreamLog:
         *,
         stream: str,
         durable: str,
-        filter_subject: str,
+        filter_subject: str | None,
         start_seq: int,
         ack_all: bool,
         max_ack_pending: int = 20_000,
@@ -465,6 +635,8 @@ class JetStreamLog:
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await self.js.delete_consumer(stream, durable)
         return await self._call(
-            self.js.pull_subscribe(filter_subject, durable=durable, stream=stream, config=config),
+            self.js.pull_subscribe(
+                filter_subject or "", durable=durable, stream=stream, config=config
+            ),
             f"create consumer {durable}",
         )

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from swarm.codec import Proposal
-from swarm.events import LogRecord, Receipt, RejectionRecord
+from swarm.events import LogRecord, Receipt, RejectionRecord, SystemRecord
 
 __all__ = ["generate", "main"]
 
@@ -54,14 +54,24 @@ def _asyncapi() -> dict[str, Any]:
                 "(event id), Swarm-Type, traceparent.",
                 "log-record",
             ),
+            "sys": channel(
+                "swarm.{swarm}.sys.{topic}",
+                "System records in the LOG stream, in log order with the memory events: "
+                "law.enacted / law.repealed on sys.laws; proposal.opened / proposal.decided "
+                "on sys.proposals.{proposal}. Written only by the gate.",
+                "system-record",
+            ),
             "rejected": channel(
                 "swarm.{swarm}.rejected.{agent}",
                 "Rejection records, content withheld (REJECTED stream).",
                 "rejection-record",
             ),
             "api": {
-                "address": "swarm.{swarm}.api.{operation}",
-                "description": "Read endpoints (request/reply): get, history, recall, status, doc. "
+                "address": "swarm.{swarm}.api.{operation}.{requester}",
+                "description": "Read endpoints (request/reply): get, history, recall, status, "
+                "rejections, tail, doc. {requester} is the reading agent, or _admin; with "
+                "auth on, the server lets an agent publish only requests naming itself and "
+                "receive replies only under _SWARM_INBOX.{swarm}.{agent}. "
                 'Answers are {"ok": true, "result": ...} or {"ok": false, "error": '
                 '{"type", "message"}}.',
             },
@@ -76,6 +86,8 @@ def _dump(data: Any) -> str:
 def generate() -> dict[str, str]:
     """File name -> content of every generated schema file."""
     files = {"proposal.schema.json": _dump(TypeAdapter(Proposal).json_schema(mode="validation"))}
+    system = TypeAdapter(SystemRecord).json_schema(mode="validation")
+    files["system-record.schema.json"] = _dump(system)
     for name, model in _MODELS.items():
         files[f"{name}.schema.json"] = _dump(model.model_json_schema(mode="validation"))
     files["asyncapi.json"] = _dump(_asyncapi())

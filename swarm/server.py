@@ -77,12 +77,14 @@ class NatsServer:
         host: str = "127.0.0.1",
         sync_interval: str = "always",
         binary: str | None = None,
+        auth: str = "",
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port
         self.sync_interval = sync_interval
         self.binary = binary or find_nats_server()
+        self.auth = auth
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,8 +109,9 @@ class NatsServer:
             "jetstream {\n"
             f'  store_dir: "{store}"\n'
             f"  sync_interval: {self.sync_interval}\n"
-            "}\n"
+            "}\n" + self.auth
         )
+        self.config_path.chmod(0o600)  # it may name users; keep it to ourselves
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         if _port_open(self.host, self.port):
@@ -138,6 +141,36 @@ class NatsServer:
             time.sleep(0.02)
         self.stop()
         raise ServerError(f"nats-server did not accept connections on {self.url} in {timeout}s")
+
+    def reload(self, auth: str, timeout: float = 10.0) -> None:
+        """Apply new ``auth`` config (users, permissions) to the running server.
+
+        Rewrites the config, signals the server (SIGHUP) and waits until its log says
+        the new config is in force: from then on it admits and refuses connections
+        by it, and has cut those it no longer admits. ServerError if it refused it.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise ServerError("nats-server is not running: cannot reload its config")
+        previous, self.auth = self.auth, auth
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._write_config()
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as logfile:
+                logfile.seek(offset)
+                written = logfile.read().decode(errors="replace")
+            for line in written.splitlines():
+                if "Failed to reload server configuration" in line:
+                    self.auth = previous  # the server runs on; so must its next start
+                    self._write_config()
+                    raise ServerError(f"nats-server refused its new config: {line.strip()}")
+                if "Reloaded server configuration" in line:
+                    log.debug("nats_server_reloaded", url=self.url)
+                    return
+            time.sleep(0.01)
+        raise ServerError(f"nats-server did not confirm the config reload in {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None

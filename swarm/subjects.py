@@ -5,8 +5,9 @@ rebuilding one memory is a filtered read of the log, never a scan::
 
     swarm.<swarm>.inbox.<agent>.<instance>     proposals (INBOX stream, work queue)
     swarm.<swarm>.log.<agent>.<memory_id>      accepted events (LOG stream, the truth)
+    swarm.<swarm>.sys.<topic>[.<key>]          system records: laws, approvals (LOG stream)
     swarm.<swarm>.rejected.<agent>             rejection records (REJECTED stream)
-    swarm.<swarm>.api.<operation>              read endpoints (request/reply)
+    swarm.<swarm>.api.<operation>.<requester>  read endpoints (request/reply)
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class Subjects:
     def log_of_memory(self, memory_id: str) -> str:
         return f"{self._prefix}.log.*.{memory_id}"
 
+    def sys(self, topic: str, key: str | None = None) -> str:
+        """A system record's subject (in the LOG stream): ``laws``, ``proposals.<id>``."""
+        return f"{self._prefix}.sys.{topic}" + (f".{key}" if key else "")
+
+    @property
+    def sys_all(self) -> str:
+        return f"{self._prefix}.sys.>"
+
+    def is_sys(self, subject: str) -> bool:
+        return subject.startswith(f"{self._prefix}.sys.")
+
     def rejected(self, agent: str) -> str:
         return f"{self._prefix}.rejected.{agent}"
 
@@ -81,8 +93,20 @@ class Subjects:
     def rejected_all(self) -> str:
         return f"{self._prefix}.rejected.>"
 
-    def api(self, operation: str) -> str:
-        return f"{self._prefix}.api.{operation}"
+    def api(self, operation: str, requester: str) -> str:
+        """A read endpoint, naming who asks as the last token (``*``: anyone, to serve).
+
+        With auth on, the server lets an agent publish only requests naming itself,
+        so the service can trust the token (see swarm.auth).
+        """
+        return f"{self._prefix}.api.{operation}.{requester}"
+
+    def parse_api(self, subject: str) -> tuple[str, str] | None:
+        """The (operation, requester) an API subject names, or None if it is not one."""
+        parts = subject.split(".")
+        if len(parts) != 5 or parts[:3] != ["swarm", self.swarm, "api"]:
+            return None
+        return parts[3], parts[4]
 
     def parse_inbox(self, subject: str) -> tuple[str, str] | None:
         """The (agent, instance) an inbox subject names, or None if it is not one."""

@@ -18,13 +18,20 @@ def _tool(name: str) -> str:
 def test_ruff_reports_nothing():
     result = subprocess.run(
         [_tool("ruff"), "check", "--output-format", "concise", "."],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_strict_passes():
     result = subprocess.run(
-        [_tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [_tool("mypy")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr

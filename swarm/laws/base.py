@@ -46,6 +46,7 @@ __all__ = [
     "Outcome",
     "Pending",
     "Proposal",
+    "Related",
     "TrialEvent",
     "law_kind",
     "trial_proposal",
@@ -59,12 +60,27 @@ Decision = Literal["accept", "reject", "pending", "flag"]
 
 
 @dataclass(frozen=True)
+class Related:
+    """Another memory on a similar subject, as the writer can see it (for contradiction)."""
+
+    id: str
+    agent: str
+    content: str
+    kind: str = "fact"
+
+
+@dataclass(frozen=True)
 class Proposal:
-    """What a law judges: an event and the state it would produce."""
+    """What a law judges: an event and the state it would produce.
+
+    ``related`` holds other memories that read like the new content, for laws
+    that declare ``needs_related = True`` (the gate looks them up only then).
+    """
 
     event: MemoryEvent
     before: MemoryState | None
     after: MemoryState
+    related: tuple[Related, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,11 @@ class Law(Protocol):
     def check(self, proposal: Proposal) -> Outcome: ...
 
     def params(self) -> dict[str, object]: ...
+
+
+def needs_related(law: Law) -> bool:
+    """Whether a law reads ``Proposal.related`` (a ``needs_related`` attribute that is true)."""
+    return bool(getattr(law, "needs_related", False))
 
 
 def law_kind(law: Law) -> str:
@@ -143,10 +164,19 @@ class LawSet:
 
     ``allow_approval``: accept ``require_approval`` laws. Only for a caller that
     acts on :attr:`Judgement.pending` (holds the event until it is approved).
+    ``specs``: the specs the laws were built from, when they were (what the gate
+    records in the log); None for a set of law objects made in code.
     """
 
-    def __init__(self, laws: Iterable[Law] = (), *, allow_approval: bool = False) -> None:
+    def __init__(
+        self,
+        laws: Iterable[Law] = (),
+        *,
+        allow_approval: bool = False,
+        specs: Sequence[object] | None = None,
+    ) -> None:
         self._laws: tuple[Law, ...] = tuple(laws)
+        self.specs: tuple[object, ...] | None = tuple(specs) if specs is not None else None
         allowed: tuple[str, ...] = ACTIONS if allow_approval else ("reject", "flag")
         seen: set[str] = set()
         for law in self._laws:
@@ -173,6 +203,11 @@ class LawSet:
     @property
     def laws(self) -> Sequence[Law]:
         return self._laws
+
+    @property
+    def needs_related(self) -> bool:
+        """Whether any law reads related memories (the gate then looks them up)."""
+        return any(needs_related(law) for law in self._laws)
 
     def judge(self, proposal: Proposal) -> Judgement:
         """Run every law in order; the first rejecting violation stops the run.

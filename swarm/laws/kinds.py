@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 from swarm.errors import ConfigError
 from swarm.events import MemoryForgotten, MemoryUpdated
 from swarm.laws import detectors
-from swarm.laws.base import Action, Law, Outcome, Proposal, law_kind
+from swarm.laws.base import Action, Law, Outcome, Proposal, law_kind, needs_related
+from swarm.laws.contradict import conflict
 from swarm.laws.private_data import PrivateDataLaw
 from swarm.laws.spec import LawSpec, MemoryKind, join_problems
 
@@ -114,6 +115,10 @@ class Scoped:
     @property
     def kind(self) -> str:
         return law_kind(self.law)
+
+    @property
+    def needs_related(self) -> bool:
+        return needs_related(self.law)
 
     def applies(self, proposal: Proposal) -> bool:
         if self.agents is not None and proposal.event.agent not in self.agents:
@@ -371,30 +376,47 @@ def destructive(spec: LawSpec) -> Law:
 
 @dataclass(frozen=True)
 class ContradictionLaw:
-    """Violated when an agent changes the content of a memory another agent wrote."""
+    """Violated when a write contradicts what another agent wrote on the same subject.
+
+    Two signals, neither reading meaning (no model): the writer rewrites the content
+    of another agent's memory; or the new content reads like a memory of another
+    agent (``related``, found by the gate with full-text search) yet says the
+    opposite (one side negated) or names a different value in the same sentence
+    (see :mod:`.contradict`). Reasons name the other memory, never its words.
+    """
 
     kind: ClassVar[str] = "contradiction"
+    needs_related: ClassVar[bool] = True
     id: str
     description: str
     action: Action
 
     def check(self, proposal: Proposal) -> Outcome:
         event, before, after = proposal.event, proposal.before, proposal.after
-        if (
-            not isinstance(event, MemoryUpdated)
-            or before is None
-            or before.agent == event.agent
-            or before.content == after.content
-        ):
+        if before is not None and before.content == after.content:
             return Outcome.passed()
-        return Outcome(
-            ok=False,
-            reason=(
-                f"{event.agent} changes the content of a memory written by {before.agent} "
-                "(a possible contradiction)"
-            ),
-            where="content",
-        )
+        if isinstance(event, MemoryUpdated) and before is not None and before.agent != event.agent:
+            return Outcome(
+                ok=False,
+                reason=(
+                    f"{event.agent} changes the content of a memory written by {before.agent} "
+                    "(a possible contradiction)"
+                ),
+                where="content",
+            )
+        for other in proposal.related:
+            if other.id == after.id or other.agent == event.agent:
+                continue
+            why = conflict(after.content, other.content)
+            if why is not None:
+                return Outcome(
+                    ok=False,
+                    reason=(
+                        f"contradicts memory {other.id} of {other.agent} (same subject, {why})"
+                    ),
+                    where="content",
+                )
+        return Outcome.passed()
 
     def params(self) -> dict[str, object]:
         return {}

@@ -157,7 +157,7 @@ class Registry:
                     f"{spec.origin}: action 'require_approval' is not supported here "
                     "(nothing holds events for approval yet)"
                 )
-        return LawSet([self.build(s) for s in specs], allow_approval=allow_approval)
+        return LawSet([self.build(s) for s in specs], allow_approval=allow_approval, specs=specs)
 
 
 _DEFAULT = Registry()

@@ -207,3 +207,33 @@ def test_test_fails_with_one_error_line_on_bad_input(args: tuple[str, ...], mess
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("12h", 43200.0),
+        ("7d", 604800.0),
+        ("0.5", 0.5),
+    ],
+)
+def test_durations_parse_with_or_without_a_unit(text: str, seconds: float) -> None:
+    import click  # noqa: PLC0415
+
+    from cli.common import duration  # noqa: PLC0415
+
+    param = click.Option(["--approval-ttl"])
+    assert duration(click.Context(click.Command("x")), param, text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7x", "d", "-5m", "0"])
+def test_bad_durations_are_refused_with_an_example(text: str) -> None:
+    import click  # noqa: PLC0415
+
+    from cli.common import duration  # noqa: PLC0415
+
+    with pytest.raises(click.BadParameter, match="duration"):
+        duration(click.Context(click.Command("x")), click.Option(["--x"]), text)

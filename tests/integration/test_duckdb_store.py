@@ -408,11 +408,23 @@ def test_concurrent_readers_see_whole_batches_only(store: DuckStore) -> None:
 
 
 def test_counts_splits_live_and_forgotten(store: DuckStore) -> None:
-    assert store.counts() == {"memories": 0, "forgotten": 0, "events": 0, "rejected": 0}
+    assert store.counts() == {
+        "memories": 0,
+        "forgotten": 0,
+        "events": 0,
+        "rejected": 0,
+        "pending_approvals": 0,
+    }
     log = FakeLog(n_events=14, n_memories=7)
     _apply_all(store, log.batches(4))
     # seq 14 forgets mem-0006 (seq 7 was its creation, so not a forget).
-    assert store.counts() == {"memories": 6, "forgotten": 1, "events": 14, "rejected": 0}
+    assert store.counts() == {
+        "memories": 6,
+        "forgotten": 1,
+        "events": 14,
+        "rejected": 0,
+        "pending_approvals": 0,
+    }
 
 
 def test_memories_since_orders_by_seq(store: DuckStore) -> None:

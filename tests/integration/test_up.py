@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,7 +12,7 @@ import pytest
 from swarm.client import SwarmClient
 from swarm.errors import ChangeError
 from swarm.server import free_port
-from tests.integration.stack import UpProcess
+from tests.integration.stack import ROOT, UpProcess
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +55,7 @@ async def test_two_stacks_run_side_by_side(tmp_path):
         async with await SwarmClient.connect(two.info["nats"], agent="a", instance="x") as c2:
             s2 = await c2.status()
         assert s1["log_seq"] == r1.seq
-        assert s2["log_seq"] == 0
+        assert s2["log_seq"] == 1  # the default law's enactment only
     finally:
         assert one.terminate() == 0
         assert two.terminate() == 0
@@ -89,12 +92,12 @@ async def test_up_enforces_the_laws_of_a_laws_file(tmp_path):
             with pytest.raises(LawViolation) as info:  # the default law still runs first
                 await c.remember("mail ops@example.org")
             assert info.value.law == "no-private-data"
-            assert (await c.remember("an ordinary memory", tags=["ops"])).seq == 1
+            assert (await c.remember("an ordinary memory", tags=["ops"])).seq == 3  # after 2 laws
     finally:
         assert up.terminate() == 0
 
 
-def test_up_refuses_a_law_needing_the_approval_flow(tmp_path):
+def test_a_law_file_asking_for_approval_runs_the_approval_flow_from_the_cli(tmp_path):
     laws = tmp_path / "laws.yaml"
     laws.write_text(
         "laws:\n"
@@ -103,5 +106,40 @@ def test_up_refuses_a_law_needing_the_approval_flow(tmp_path):
         "    kind: destructive\n"
         "    action: require_approval\n"
     )
-    with pytest.raises(RuntimeError, match="need the approval flow"):
-        UpProcess("--port", str(free_port()), "--laws", str(laws), data=tmp_path / "d").start()
+    up = UpProcess("--port", str(free_port()), "--laws", str(laws), data=tmp_path / "d").start()
+    url = up.info["nats"]
+
+    def swarm(*args: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args, "--url", url, "--json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    try:
+        made = swarm("remember", "The release branch is cut on Tuesdays", "--agent", "ann")
+        held = swarm("forget", made["id"], "--agent", "bob", "--reason", "outdated")
+        assert held["status"] == "pending" and held["id"] == made["id"]
+        assert held["proposal"]
+        listed = swarm("approvals")["proposals"]
+        assert [(p["proposal"], p["agent"]) for p in listed] == [(held["proposal"], "bob")]
+        assert swarm("get", made["id"], "--agent", "ann")["forgotten"] is False
+        decided = swarm("approvals", "approve", held["proposal"], "--agent", "ann")
+        assert decided["status"] == "approved"
+        after = swarm("get", made["id"], "--agent", "ann", "--after", str(decided["event_seq"]))
+        assert after["forgotten"] is True
+        history = swarm("laws", "history")["history"]
+        assert [(h["change"], h["law"]) for h in history] == [
+            ("enacted", "no-private-data"),
+            ("enacted", "ask-first"),
+        ]
+        assert [law["id"] for law in swarm("laws", "list")["laws"]] == [
+            "no-private-data",
+            "ask-first",
+        ]
+    finally:
+        assert up.terminate() == 0

@@ -374,7 +374,9 @@ def test_subjects_name_streams_and_subjects_of_one_swarm() -> None:
     assert s.log_of_memory(MID) == f"swarm.team-a.log.*.{MID}"
     assert s.rejected("planner") == "swarm.team-a.rejected.planner"
     assert s.rejected_all == "swarm.team-a.rejected.>"
-    assert s.api("recall") == "swarm.team-a.api.recall"
+    assert s.api("recall", "planner") == "swarm.team-a.api.recall.planner"
+    assert s.parse_api(s.api("recall", "_admin")) == ("recall", "_admin")
+    assert s.parse_api("swarm.team-a.api.recall") is None
 
 
 def test_subjects_parse_inbox_returns_the_writer_or_none() -> None:

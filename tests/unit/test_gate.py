@@ -31,7 +31,7 @@ from swarm.events import (
     MemoryUpdated,
     RejectionRecord,
 )
-from swarm.gate import Accepted, Duplicate, Gate, Limits, MemoryHistory
+from swarm.gate import Accepted, Duplicate, Gate, Held, Limits, MemoryHistory
 from swarm.laws import LawSet, Outcome, PrivateDataLaw, Proposal, default_laws
 from tests.unit.builders import hand_made
 
@@ -116,13 +116,13 @@ def submit(
     *,
     agent: str | None = None,
     instance: str | None = None,
-) -> Accepted | Duplicate:
+) -> Accepted | Duplicate | Held:
     """Publish ``event`` on the inbox of ``agent@instance`` (its own by default)."""
     parsed = gate.parse(encode(event), agent or event.agent, instance or event.instance)
     return gate.judge(parsed, history)
 
 
-def adopt(history: MemoryHistory, decision: Accepted | Duplicate, seq: int) -> MemoryHistory:
+def adopt(history: MemoryHistory, decision: Accepted | Duplicate | Held, seq: int) -> MemoryHistory:
     """What the gate service does once an accepted event is in the log."""
     assert isinstance(decision, Accepted)
     return MemoryHistory(
@@ -1007,3 +1007,64 @@ def test_rate_limiter_allows_the_burst_then_the_sustained_rate() -> None:
     assert not limiter.allow(key, 0.05)  # half a token refilled
     assert limiter.allow(key, 0.1)  # one token after 0.1 s at 10/s
     assert not limiter.allow(key, 0.1)
+
+
+# -- require_approval: held, then accepted as approved ------------------------------------------
+
+
+def test_judge_holds_an_event_a_require_approval_law_asks_about(alice: Writer) -> None:
+    ask = WordLaw("ask-first", "release", action="require_approval")
+    laws = LawSet([PrivateDataLaw(), ask], allow_approval=True)
+    gate = Gate(SWARM, laws)
+    event = alice.event(MemoryRemembered, create_change(alice))
+
+    decision = submit(gate, event, MemoryHistory())
+
+    assert isinstance(decision, Held)
+    assert decision.event == event
+    assert decision.laws == (
+        LawResult(law="ask-first", verdict="pending", reason="mentions release"),
+    )
+    assert decision.verdict.results == (LawResult(law="no-private-data", verdict="pass"),)
+    assert decision.verdict.law_set == laws.version
+
+
+def test_judge_accepts_a_held_event_once_approved_naming_the_approver(alice: Writer) -> None:
+    laws = LawSet(
+        [PrivateDataLaw(), WordLaw("ask-first", "release", action="require_approval")],
+        allow_approval=True,
+    )
+    gate = Gate(SWARM, laws)
+    event = alice.event(MemoryRemembered, create_change(alice))
+
+    decision = gate.judge(event, MemoryHistory(), approved_by="_admin")
+
+    assert isinstance(decision, Accepted)
+    verdict = decision.record.verdict
+    assert verdict.approved_by == "_admin"
+    assert (
+        LawResult(law="ask-first", verdict="pending", reason="mentions release") in verdict.results
+    )
+    assert decision.doc.state() is not None
+
+
+def test_approval_does_not_override_a_rejecting_law(alice: Writer) -> None:
+    laws = LawSet(
+        [PrivateDataLaw(), WordLaw("ask-first", "mail", action="require_approval")],
+        allow_approval=True,
+    )
+    gate = Gate(SWARM, laws)
+    event = alice.event(MemoryRemembered, create_change(alice, content="mail me at a@b.example"))
+
+    with pytest.raises(LawViolation) as info:
+        gate.judge(event, MemoryHistory(), approved_by="_admin")
+    assert info.value.law == "no-private-data"
+
+
+def test_approval_without_a_law_asking_records_no_approver(alice: Writer) -> None:
+    gate = Gate(SWARM, default_laws())
+    decision = gate.judge(
+        alice.event(MemoryRemembered, create_change(alice)), MemoryHistory(), approved_by="x"
+    )
+    assert isinstance(decision, Accepted)
+    assert decision.record.verdict.approved_by is None
