@@ -22,7 +22,14 @@ from nats.aio.client import Client as NATS
 from cli.main import main
 from swarm.auth import inbox_prefix, user_seed
 from swarm.client import SwarmClient
-from swarm.errors import ConnectionFailed, LawViolation, NotFound, ServerError, Timeout
+from swarm.errors import (
+    ConnectionFailed,
+    Forbidden,
+    LawViolation,
+    NotFound,
+    ServerError,
+    Timeout,
+)
 from swarm.identity import Credentials
 from swarm.jetstream import JetStreamLog, auth_refused, connect
 from swarm.server import NatsServer, free_port
@@ -62,7 +69,16 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("lockdown")
-    up = UpProcess("--port", str(free_port()), "--name", SWARM, data=data).start()
+    laws = data / "laws.yaml"
+    laws.write_text(
+        "laws:\n"
+        "  - id: ask-before-forgetting\n"
+        "    kind: destructive\n"
+        "    action: require_approval\n"
+    )
+    up = UpProcess(
+        "--port", str(free_port()), "--name", SWARM, "--laws", str(laws), data=data
+    ).start()
     try:
         locked = Stack(up.info["nats"], data, Path(up.info["admin_creds"]))
         locked.add("brad")
@@ -243,6 +259,26 @@ async def test_answers_are_never_sent_to_another_agents_reply_prefix(stack):
         assert json.loads(answer.data)["ok"] is True
         with pytest.raises(nats.errors.TimeoutError):
             await annoyed.next_msg(timeout=0.5)
+
+
+async def test_a_held_write_is_decided_by_the_admin_not_by_an_agent(stack):
+    async with await client(stack, "brad") as brad, await client(stack, "ann") as ann:
+        made = await brad.remember("brad's runbook lives in the ops wiki")
+        held = await ann.forget(made.id, reason="moved")
+        assert held.status == "pending"
+        for agent in (brad, ann):  # neither has the approver role
+            with pytest.raises(Forbidden, match="may not decide"):
+                await agent.approve(held.proposal)
+        listed = await asyncio.to_thread(stack.cli, "approvals", "--json", creds=stack.admin)
+        assert listed.exit_code == 0, listed.output
+        assert held.proposal in [p["proposal"] for p in json.loads(listed.output)["proposals"]]
+        decided = await asyncio.to_thread(
+            stack.cli, "approvals", "approve", held.proposal, "--json", creds=stack.admin
+        )
+        assert decided.exit_code == 0, decided.output
+        row = json.loads(decided.output)
+        assert row["status"] == "approved" and row["decided_by"] == "_admin"
+        assert (await brad.get(made.id, after=row["event_seq"]))["forgotten"] is True
 
 
 async def test_anonymous_connections_are_refused_once_an_agent_is_registered(stack):
