@@ -19,11 +19,13 @@ from typing import Any
 import click
 
 from cli.common import DEFAULT_URL, _fail, duration, run_async
+from cli.timeline import as_of_header, as_of_option, data_option, history_text, read
 from swarm import telemetry
 from swarm.client import SwarmClient
 from swarm.errors import SwarmError
 from swarm.events import Receipt
 from swarm.identity import Credentials
+from swarm.timeline import AsOf
 
 
 def _default_instance() -> str:
@@ -410,37 +412,40 @@ def _memory_text(m: dict[str, Any]) -> str:
 @main.command()
 @click.argument("memory_id")
 @click.option("--after", type=int, default=None, help="Wait until the projection has this seq.")
+@as_of_option
+@data_option
 @connection_options
 @run_async
-async def get(ctx: Ctx, memory_id: str, after: int | None) -> None:
-    """Show one memory's current state."""
-    async with await ctx.client() as client:
-        memory = await client.get(memory_id, after=after)
-    emit(ctx, memory, _memory_text)
+async def get(
+    ctx: Ctx, memory_id: str, after: int | None, as_of: AsOf | None, data_dir: str | None
+) -> None:
+    """Show one memory's current state (or as of a past seq or time)."""
+    memory = await read(
+        ctx,
+        data_dir,
+        lambda client: client.get(memory_id, after=after, as_of=as_of),
+        lambda reader: reader.get(memory_id, as_of=as_of),
+        after=after,
+    )
+    emit(ctx, memory, lambda m: as_of_header(m) + _memory_text(m))
 
 
 @main.command()
 @click.argument("memory_id")
 @click.option("--after", type=int, default=None, help="Wait until the projection has this seq.")
+@data_option
 @connection_options
 @run_async
-async def history(ctx: Ctx, memory_id: str, after: int | None) -> None:
-    """Every version of a memory: who changed it, when, how."""
-    async with await ctx.client() as client:
-        data = await client.history(memory_id, after=after)
-
-    def human(d: dict[str, Any]) -> str:
-        rows = [f"history of {d['id']}:"]
-        for v in d["versions"]:
-            state = v["state"]
-            rows.append(
-                f"  seq {v['seq']:>6}  {v['at'][:19]}  {v['agent']}@{v['instance']:<12} "
-                f"{v['type']:<18} {state['content'][:60]!r} tags={state['tags']} "
-                f"recalled={state['recall_count']}"
-            )
-        return "\n".join(rows)
-
-    emit(ctx, data, human)
+async def history(ctx: Ctx, memory_id: str, after: int | None, data_dir: str | None) -> None:
+    """Every version of a memory: who changed it, when, and what changed."""
+    data = await read(
+        ctx,
+        data_dir,
+        lambda client: client.history(memory_id, after=after),
+        lambda reader: reader.history(memory_id),
+        after=after,
+    )
+    emit(ctx, data, history_text)
 
 
 @main.command()
@@ -450,6 +455,8 @@ async def history(ctx: Ctx, memory_id: str, after: int | None) -> None:
 @click.option("--by", "by_agent", default=None, help="Only memories written by this agent.")
 @click.option("--kind", default=None, help="Only this kind.")
 @click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable).")
+@as_of_option
+@data_option
 @connection_options
 @run_async
 async def recall(
@@ -460,10 +467,19 @@ async def recall(
     by_agent: str | None,
     kind: str | None,
     tags: tuple[str, ...],
+    as_of: AsOf | None,
+    data_dir: str | None,
 ) -> None:
     """Hybrid (semantic + full-text) search over the memories you may see."""
-    async with await ctx.client() as client:
-        results = await client.recall(query, k=k, after=after, agent=by_agent, kind=kind, tags=tags)
+    results = await read(
+        ctx,
+        data_dir,
+        lambda client: client.recall(
+            query, k=k, after=after, agent=by_agent, kind=kind, tags=tags, as_of=as_of
+        ),
+        lambda reader: reader.recall(query, k=k, agent=by_agent, kind=kind, tags=tags, as_of=as_of),
+        after=after,
+    )
 
     def human(d: dict[str, Any]) -> str:
         if not d["results"]:
@@ -517,12 +533,12 @@ async def rejections(ctx: Ctx, since: int, limit: int) -> None:
 
 
 @main.command()
+@data_option
 @connection_options
 @run_async
-async def status(ctx: Ctx) -> None:
+async def status(ctx: Ctx, data_dir: str | None) -> None:
     """Log and projection positions, lag, counts."""
-    async with await ctx.client() as client:
-        data = await client.status()
+    data = await read(ctx, data_dir, lambda client: client.status(), lambda r: r.status())
 
     def human(d: dict[str, Any]) -> str:
         return "\n".join(f"{k:<18} {v}" for k, v in d.items())
@@ -533,12 +549,20 @@ async def status(ctx: Ctx) -> None:
 def _register_groups() -> None:
     from cli.agents import agents  # noqa: PLC0415 - groups live in their own modules
     from cli.approvals import make_approvals, register_law_reads  # noqa: PLC0415
+    from cli.audit import audit  # noqa: PLC0415
+    from cli.bundle import register_bundle_commands  # noqa: PLC0415
     from cli.laws import laws  # noqa: PLC0415
+    from cli.replay import replay  # noqa: PLC0415
+    from cli.rollback import rollback  # noqa: PLC0415
 
     register_law_reads(laws, connection_options, emit)
+    register_bundle_commands(main, connection_options, emit)
     main.add_command(agents)
     main.add_command(make_approvals(connection_options, emit))
+    main.add_command(audit)
+    main.add_command(rollback)
     main.add_command(laws)
+    main.add_command(replay)
 
 
 _register_groups()

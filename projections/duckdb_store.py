@@ -39,10 +39,11 @@ import duckdb
 import pyarrow as pa
 
 from swarm.errors import StoreError
+from swarm.timeline import memory_as_of
 
 __all__ = ["SCHEMA_VERSION", "DuckStore", "ProjectionBatch"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: event_records (the log's stored bytes, for audits)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TS: Final = pa.timestamp("us", tz="UTC")
@@ -68,6 +69,7 @@ _SCHEMAS: Final[dict[str, pa.Schema]] = {
             ("trace_id", _STR),
         ]
     ),
+    "event_records": pa.schema([("seq", pa.int64()), ("record", pa.binary())]),
     "memories": pa.schema(
         [
             ("id", _STR),
@@ -133,6 +135,7 @@ _JSON_COLS: Final[dict[str, tuple[str, ...]]] = {
 # Ordering key of every digested table, and the columns the digest leaves out.
 _KEYS: Final[dict[str, tuple[str, ...]]] = {
     "events": ("seq",),
+    "event_records": ("seq",),
     "memories": ("id",),
     "memory_versions": ("memory_id", "seq"),
     "crdt_docs": ("memory_id",),
@@ -148,6 +151,8 @@ _DDL: Final = (
         "agent" VARCHAR, "instance" VARCHAR, "memory_id" VARCHAR, "at" TIMESTAMPTZ,
         "accepted_at" TIMESTAMPTZ, "law_set" VARCHAR, "flags" JSON, "payload" JSON,
         "trace_id" VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS event_records (
+        "seq" BIGINT PRIMARY KEY, "record" BLOB)""",
     """CREATE TABLE IF NOT EXISTS memories (
         "id" VARCHAR PRIMARY KEY, "content" VARCHAR, "kind" VARCHAR, "tags" VARCHAR[],
         "importance" DOUBLE, "recall_count" BIGINT, "agent" VARCHAR, "instance" VARCHAR,
@@ -183,6 +188,8 @@ class ProjectionBatch:
     """Rows for ``memory_versions`` (state as JSON string)."""
     docs: list[dict[str, Any]] = field(default_factory=list)
     """Rows for ``crdt_docs`` (upsert by memory_id)."""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """Rows for ``event_records``: each log entry's stored bytes (``seq``, ``record``)."""
     checkpoint: str = "projector"
 
 
@@ -540,6 +547,7 @@ class DuckStore:
                 "_batch_memories": _arrow("memories", _latest_per_key(batch.memories, "id")),
                 "_batch_versions": _arrow("memory_versions", batch.versions),
                 "_batch_docs": _arrow("crdt_docs", _latest_per_key(batch.docs, "memory_id")),
+                "_batch_records": _arrow("event_records", batch.records),
             }
         except (pa.ArrowException, TypeError, ValueError, UnicodeDecodeError) as exc:
             raise StoreError(
@@ -555,6 +563,8 @@ class DuckStore:
             statements.append(_insert_new_sql("memory_versions", "_batch_versions", after=False))
         if batch.docs:
             statements.append(_upsert_sql("crdt_docs", "memory_id", "_batch_docs"))
+        if batch.records:
+            statements.append(_insert_new_sql("event_records", "_batch_records", after=True))
         used = {name for name in tables if any(name in sql for sql in statements)}
         self._run_batch(
             "apply",
@@ -662,11 +672,120 @@ class DuckStore:
             [seq, limit],
         )
 
+    def list_memories(
+        self,
+        agent: str | None,
+        *,
+        after_seq: int = 0,
+        limit: int = 500,
+        reader: str | None = None,
+        forgotten: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Memory rows of ``agent`` (None: everyone's) last changed after ``after_seq``,
+        oldest change first; without those private to an agent other than ``reader``
+        (None: leave out nothing), and without forgotten ones unless ``forgotten``."""
+        return self._fetch(
+            "list_memories",
+            "memories",
+            'WHERE "seq" > ? AND (? IS NULL OR "agent" = ?) '
+            'AND (? OR NOT coalesce("forgotten", false)) '
+            'AND (? IS NULL OR NOT coalesce("private", false) OR "agent" = ?)',
+            'ORDER BY "seq", "id" LIMIT ?',
+            [after_seq, agent, agent, forgotten, reader, reader, limit],
+        )
+
     def history(self, memory_id: str) -> list[dict[str, Any]]:
         """Every recorded version of a memory, oldest first, ``state`` parsed back to a dict."""
         return self._fetch(
             "history", "memory_versions", 'WHERE "memory_id" = ?', 'ORDER BY "seq"', [memory_id]
         )
+
+    # ------------------------------------------------------------------ as of a past seq
+
+    def seq_at(self, when: datetime) -> int:
+        """The last log sequence accepted at or before ``when`` (0: none; the checkpoint
+        when every event applied was): the log's prefix up to the first later event."""
+        us = (when - _EPOCH) // timedelta(microseconds=1)
+        with self._reader("seq_at") as cur:
+            row = _one(cur, 'SELECT min("seq") FROM events WHERE epoch_us("accepted_at") > ?', [us])
+        return int(row[0]) - 1 if row is not None and row[0] is not None else self.checkpoint()
+
+    def memory_as_of(self, memory_id: str, seq: int) -> dict[str, Any] | None:
+        """The memory as :meth:`get_memory` showed it once ``seq`` was applied, or None."""
+        versions = [v for v in self.history(memory_id) if v["seq"] <= seq]
+        if not versions:
+            return None
+        with self._reader("memory_as_of") as cur:
+            row = _one(
+                cur,
+                'SELECT count(*) FROM events WHERE "memory_id" = ? AND "seq" <= ? '
+                "AND \"type\" LIKE 'memory.%'",
+                [memory_id, seq],
+            )
+        return memory_as_of(versions, seq, applied=int(row[0]) if row else None)
+
+    def memories_as_of(self, seq: int, chunk: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Every memory's state once ``seq`` was applied, as recall rows (see
+        ``reducers.recall_row``), in chunks ordered by (seq, id): the rows and order
+        :meth:`memories_since` gives on a projection rebuilt up to ``seq``."""
+        sql = (
+            'SELECT "memory_id", "seq", "state" FROM ('
+            'SELECT "memory_id", max("seq") AS "seq", arg_max("state", "seq") AS "state" '
+            'FROM memory_versions WHERE "seq" <= ? GROUP BY "memory_id") '
+            'ORDER BY "seq", "memory_id"'
+        )
+        with self._reader("memories_as_of") as cur:
+            cur.execute(sql, [seq])
+            while rows := cur.fetchmany(chunk):
+                out = []
+                for mid, row_seq, text in rows:
+                    state = json.loads(text)
+                    out.append(
+                        {
+                            "id": mid,
+                            "content": state["content"],
+                            "kind": state["kind"],
+                            "tags": state.get("tags") or [],
+                            "agent": state["agent"],
+                            "private": state["private"],
+                            "importance": state["importance"],
+                            "seq": int(row_seq),
+                            "forgotten": state.get("forgotten", False),
+                        }
+                    )
+                yield out
+
+    def audit_rows(
+        self, *, agent: str | None, since_seq: int, since_time: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Who did what, when, under which laws: events in log order (no content)."""
+        where = ['"seq" > ?']
+        params: list[Any] = [since_seq]
+        if agent is not None:
+            where.append('"agent" = ?')
+            params.append(agent)
+        if since_time is not None:
+            where.append('"accepted_at" >= ?::TIMESTAMPTZ')
+            params.append(since_time)
+        rows = self._fetch(
+            "audit_rows",
+            "events",
+            "WHERE " + " AND ".join(where),
+            'ORDER BY "seq" LIMIT ?',
+            [*params, limit],
+        )
+        for row in rows:
+            row.pop("payload", None)
+        return rows
+
+    def records_since(self, seq: int, limit: int = 10_000) -> list[tuple[int, bytes]]:
+        """The log's stored bytes after ``seq``, in order (what an audit verifies)."""
+        with self._reader("records_since") as cur:
+            rows = cur.execute(
+                'SELECT "seq", "record" FROM event_records WHERE "seq" > ? ORDER BY "seq" LIMIT ?',
+                [seq, limit],
+            ).fetchall()
+        return [(int(s), bytes(r)) for s, r in rows]
 
     def events_since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Events with a sequence after ``seq``, in order; flags/payload parsed from JSON."""
@@ -755,7 +874,7 @@ class DuckStore:
             for c in cols:
                 if c in ts:
                     expr = f"epoch_us({_q(c)})"
-                elif table == "crdt_docs" and c == "doc":
+                elif (table, c) in (("crdt_docs", "doc"), ("event_records", "record")):
                     expr = f"md5({_q(c)})"
                 else:
                     expr = _q(c)

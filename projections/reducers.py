@@ -42,6 +42,7 @@ class Folded:
     memories: dict[str, dict[str, Any]] = field(default_factory=dict)
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)
     touched: dict[str, Projected] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)  # the stored bytes, by seq
 
 
 def _parse_time(value: str) -> datetime | None:
@@ -79,12 +80,32 @@ def recall_row(memory: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def unreadable_row(seq: int) -> dict[str, Any]:
+    """The ``events`` row of a log entry that does not parse (written around the gate)."""
+    return {
+        "seq": seq,
+        "event_id": f"unreadable-{seq}",
+        "type": "unreadable",
+        "agent": None,
+        "instance": None,
+        "memory_id": None,
+        "at": None,
+        "accepted_at": None,
+        "law_set": None,
+        "flags": "[]",
+        "payload": None,
+        "trace_id": None,
+    }
+
+
 def system_event_row(seq: int, record: SystemRecord, trace_id: str | None) -> dict[str, Any]:
     """The ``events`` row of a system record (a law change, a proposal, a decision)."""
     agent, instance, memory_id, law_set = record.by, None, None, None
-    if isinstance(record, ProposalOpened):
+    if isinstance(record, ProposalOpened) and record.event is not None:
         agent, instance = record.event.agent, record.event.instance
         memory_id, law_set = record.event.memory_id, record.verdict.law_set
+    elif isinstance(record, ProposalOpened):
+        memory_id = record.rollback.memory_id if record.rollback else None
     elif isinstance(record, ProposalDecided):
         memory_id = record.memory_id
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -26,17 +27,19 @@ from nats.aio.msg import Msg
 
 from projections.duckdb_store import DuckStore, ProjectionBatch
 from projections.lance import LanceRecall
-from projections.reducers import Folded, Projected, fold, recall_row
+from projections.reducers import Folded, Projected, fold, recall_row, unreadable_row
+from projections.snapshots import RECALL_CHUNK, RecallSnapshots, fill_recall
 from swarm import telemetry
 from swarm.api import wait_until
 from swarm.auth import ADMIN
 from swarm.codec import decode_log_entry
 from swarm.crdt import MemoryDoc
-from swarm.errors import StoreError, SwarmError
+from swarm.diff import annotate
+from swarm.errors import SchemaError, StoreError, SwarmError
 from swarm.events import LogRecord, SystemRecord
 from swarm.jetstream import Closed, JetStreamLog, StoredMessage
 
-__all__ = ["ProjectionAhead", "Projector"]
+__all__ = ["ProjectionAhead", "Projector", "visible"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +61,14 @@ def _readable(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def visible(row: dict[str, Any] | None, requester: str | None) -> dict[str, Any] | None:
+    """A memory row as ``requester`` may see it: a private memory only for its agent
+    (and ``_admin``); None when it may not."""
+    if row is None or (row["private"] and requester not in (row["agent"], ADMIN)):
+        return None
+    return dict(row)
+
+
 class Projector:
     """Keeps the projections up to date and answers reads from them."""
 
@@ -70,6 +81,7 @@ class Projector:
         batch: int = 1000,
         cache_size: int = 100_000,
         durable: str = "projector",
+        snapshots: RecallSnapshots | None = None,
     ) -> None:
         self.log = log
         self.store = store
@@ -91,6 +103,9 @@ class Projector:
         self._pending: list[Folded] = []
         self._staged_seq = 0
         self._marker_saved_at = 0.0
+        #: Rebuilding: no reader to serve, so LanceDB is filled once at the end (rebuild).
+        self._defer_recall = False
+        self._snapshots = snapshots
         self.batches = 0
 
     @property
@@ -128,25 +143,37 @@ class Projector:
         """
         high = max(self.store.checkpoint(), self._staged_seq)
         records: list[tuple[int, LogRecord | SystemRecord, str | None]] = []
+        unreadable: list[int] = []
         for msg in messages:
             if msg.seq <= high:
                 continue  # already staged or committed: replay is safe
             tp = msg.headers.get("traceparent")
-            record = decode_log_entry(msg.subject, msg.data)
+            try:
+                record = decode_log_entry(msg.subject, msg.data)
+            except SchemaError as err:  # written around the gate: keep going, audit names it
+                log.error("unreadable_log_entry", seq=msg.seq, error=str(err))
+                unreadable.append(msg.seq)
+                continue
             records.append((msg.seq, record, tp.split("-")[1] if tp else None))
-        if not records:
+        if not records and not unreadable:
             return None
         touched = {r.event.memory_id for _, r, _ in records if isinstance(r, LogRecord)}
         folded = fold(records, self._known(touched))
+        folded.records = [{"seq": m.seq, "record": m.data} for m in messages if m.seq > high]
+        folded.events.extend(unreadable_row(seq) for seq in unreadable)
+        folded.last_seq = max(folded.last_seq, *unreadable, 0)
         for mid, projected in folded.touched.items():
             self._cache[mid] = projected
             self._cache.move_to_end(mid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        with self._recent_lock:
-            self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
+        if not self._defer_recall:
+            with self._recent_lock:
+                self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
         self._pending.append(folded)
         self._staged_seq = folded.last_seq
+        if self._defer_recall:
+            return folded
         # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
         # commit fails the rows are simply written again when the batch is retried.
         if self._recall_base >= high:  # LanceDB holds everything before this batch
@@ -166,7 +193,9 @@ class Projector:
         """Write every staged batch to DuckDB in one transaction, with the checkpoint."""
         if not self._pending:
             return self.store.checkpoint()
-        pending, last = self._pending, self._pending[-1]
+        # Taken at once: a rebuild stages the next batch while this one commits.
+        pending, self._pending = self._pending, []
+        last = pending[-1]
         memories: dict[str, dict[str, Any]] = {}
         docs: dict[str, dict[str, Any]] = {}
         for folded in pending:
@@ -180,9 +209,11 @@ class Projector:
                 memories=list(memories.values()),
                 versions=[v for f in pending for v in f.versions],
                 docs=list(docs.values()),
+                records=[r for f in pending for r in f.records],
             )
         )
-        self._pending = []
+        if self._defer_recall:
+            return last.last_seq
         with self._recent_lock:
             for mid in [m for m, row in self._recent.items() if row["seq"] <= last.last_seq]:
                 del self._recent[mid]
@@ -243,17 +274,23 @@ class Projector:
 
     def catch_up_recall(self) -> int:
         """Feed LanceDB every memory row newer than its marker. Returns rows fed."""
-        fed = 0
         marker = self._recall_start()
         target = self.store.checkpoint()
-        while marker < target:
-            rows = self.store.memories_since(marker, limit=5000)
-            if not rows:
-                break
-            self.recall_store.upsert([recall_row(m) for m in rows])
-            marker = int(rows[-1]["seq"])
-            self.store.set_checkpoint(RECALL_CHECKPOINT, marker)
-            fed += len(rows)
+
+        def chunks() -> Iterator[list[dict[str, Any]]]:
+            while marker < target and (
+                rows := self.store.memories_since(marker, limit=RECALL_CHUNK)
+            ):
+                yield rows
+
+        def mark(seq: int) -> None:
+            nonlocal marker
+            marker = seq
+            self.store.set_checkpoint(RECALL_CHECKPOINT, seq)
+
+        # The same fill as a recall snapshot's (projections.snapshots): equal rows in
+        # equal chunks, so recall on a rebuild to S equals recall as of S.
+        fed = fill_recall(self.recall_store, chunks(), mark)
         if marker < target:
             self.store.set_checkpoint(RECALL_CHECKPOINT, target)
         self._recall_marker = self._recall_base = max(marker, target)
@@ -263,6 +300,8 @@ class Projector:
         """Persist the recall marker and close both stores."""
         with contextlib.suppress(Exception):
             self._persist_recall_marker(force=True)
+        if self._snapshots is not None:
+            self._snapshots.close()
         self.recall_store.close()
         self.store.close()
 
@@ -391,8 +430,12 @@ class Projector:
     ) -> int:
         """Fold the log from the checkpoint up to ``until_seq`` (or its end); returns seq.
 
-        Reading runs ahead of applying (a bounded queue of batches), so the log read
-        and the fold/commit overlap.
+        A pipeline: the log is read ahead (a bounded queue of batches), and each batch
+        is folded while the one before commits to DuckDB (which releases the GIL while
+        it writes). No reader waits on a rebuild, so LanceDB is filled once at the end
+        from the memories table (:meth:`catch_up_recall`, in (seq, id) order): each
+        memory is embedded once, not once per change, and two rebuilds to the same
+        sequence fill it identically. ``progress(seq)`` follows the committed sequence.
         """
         if self.log is None:
             raise SwarmError("this projector has no log to read")
@@ -401,21 +444,39 @@ class Projector:
 
         async def read_ahead() -> None:
             try:
+                pending: list[StoredMessage] = []
                 async for messages in log.read(
                     start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=batch
                 ):
-                    await queue.put(messages)
+                    pending.extend(messages)
+                    if len(pending) >= batch:
+                        await queue.put(pending)
+                        pending = []
+                if pending:
+                    await queue.put(pending)
             finally:
                 await queue.put(None)
 
+        async def committed(task: asyncio.Task[int]) -> None:
+            self._projected = max(self._projected, await task)
+            if progress is not None:
+                progress(self._projected)
+
         reader = asyncio.create_task(read_ahead())
+        committing: asyncio.Task[int] | None = None
+        self._defer_recall = True
         try:
             while (messages := await queue.get()) is not None:
-                await asyncio.to_thread(self.apply, messages)
-                self._projected = messages[-1].seq
-                if progress is not None:
-                    progress(messages[-1].seq)
+                await asyncio.to_thread(self.stage, messages)
+                if committing is not None:
+                    await committed(committing)
+                committing = asyncio.create_task(asyncio.to_thread(self.commit))
+            if committing is not None:
+                await committed(committing)
         finally:
+            self._defer_recall = False
+            if committing is not None and not committing.done():
+                await asyncio.wait([committing])  # its thread runs on: let it finish
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
@@ -437,20 +498,40 @@ class Projector:
             return
         await wait_until(self._changed, reached, timeout, f"the projection to reach {seq}")
 
-    async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None:
-        with self._recent_lock:
-            row = self._recent.get(memory_id)
-        if row is None:
-            row = await asyncio.to_thread(self.store.get_memory, memory_id)
-        if row is None or (row["private"] and requester not in (row["agent"], ADMIN)):
-            return None
-        return dict(row)
+    async def get(
+        self, memory_id: str, requester: str | None, as_of: int | None = None
+    ) -> dict[str, Any] | None:
+        """The memory now, or once the log held seq ``as_of`` (which DuckDB must have
+        applied: ``wait_for(as_of, durable=True)``); None if absent or not visible."""
+        if as_of is not None:
+            row = await asyncio.to_thread(self.store.memory_as_of, memory_id, as_of)
+        else:
+            with self._recent_lock:
+                row = self._recent.get(memory_id)
+            if row is None:
+                row = await asyncio.to_thread(self.store.get_memory, memory_id)
+        return visible(row, requester)
 
     async def history(self, memory_id: str, requester: str | None) -> list[dict[str, Any]] | None:
+        """Every version, oldest first, each with its ``author`` and ``changes``
+        (a readable diff against the version before, see swarm.diff)."""
         current = await self.get(memory_id, requester)
         if current is None:
             return None
-        return await asyncio.to_thread(self.store.history, memory_id)
+        return annotate(await asyncio.to_thread(self.store.history, memory_id))
+
+    async def seq_at(self, when: datetime) -> int:
+        """The last log sequence accepted at or before ``when`` that DuckDB holds."""
+        return await asyncio.to_thread(self.store.seq_at, when)
+
+    @property
+    def snapshots(self) -> RecallSnapshots:
+        """Recall tables of past sequences (``asof/`` beside the DuckDB file by default)."""
+        if self._snapshots is None:
+            self._snapshots = RecallSnapshots(
+                self.store.path.parent / "asof", self.recall_store.embedder
+            )
+        return self._snapshots
 
     async def recall(
         self,
@@ -461,9 +542,17 @@ class Projector:
         agent: str | None,
         kind: str | None,
         tags: list[str],
+        as_of: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Hybrid search now, or as the projection held the memories at seq ``as_of``
+        (a recall snapshot; DuckDB must have applied ``as_of``)."""
+        search = (
+            self.recall_store.search
+            if as_of is None
+            else functools.partial(self.snapshots.search, self.store, as_of)
+        )
         hits = await asyncio.to_thread(
-            self.recall_store.search,
+            search,
             query,
             k=k,
             requester=requester,
@@ -472,6 +561,17 @@ class Projector:
             tags=tags,
         )
         return [dict(hit) for hit in hits]
+
+    async def audit(
+        self, *, agent: str | None, since_seq: int, since_time: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(
+            self.store.audit_rows,
+            agent=agent,
+            since_seq=since_seq,
+            since_time=since_time,
+            limit=limit,
+        )
 
     async def rejections(
         self, since: int, limit: int, agent: str | None = None
@@ -483,6 +583,27 @@ class Projector:
         memories private to another agent (``_admin`` sees them all)."""
         reader = None if requester == ADMIN else requester
         return await asyncio.to_thread(self.store.tail, since, limit, reader)
+
+    async def memories(
+        self,
+        agent: str | None,
+        *,
+        after_seq: int,
+        limit: int,
+        requester: str,
+        forgotten: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Current memory rows (of ``agent``) in the order of their last change, as
+        ``get`` shows them: private ones only to their agent and ``_admin``."""
+        reader = None if requester == ADMIN else requester
+        return await asyncio.to_thread(
+            self.store.list_memories,
+            agent,
+            after_seq=after_seq,
+            limit=limit,
+            reader=reader,
+            forgotten=forgotten,
+        )
 
     async def counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.store.counts)

@@ -6,12 +6,13 @@
 =========  ==========================================================================
 op         request fields
 =========  ==========================================================================
-get        id, after?
-history    id, after?
-recall     query, k?, after?, agent?, kind?, tags?
+get        id, after?, as_of?
+history    id, after?               (each version with author and changes, see swarm.diff)
+recall     query, k?, after?, agent?, kind?, tags?, as_of?
 status     —
 rejections since?, limit?        (audit records of refused writes, content withheld)
 tail       since?, limit?        (accepted events after seq ``since``, metadata only)
+memories   agent?, after_seq?, limit?, forgotten?  (current rows in order of last change)
 doc        id                     (the memory's Automerge bytes, for writers)
 approvals  status?                (proposals held for approval; status pending|all|…)
 approve    proposal, reason?      (the requester approves; see swarm.approvals)
@@ -37,6 +38,7 @@ import base64
 import contextlib
 import json
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -45,9 +47,11 @@ from nats.aio.subscription import Subscription
 
 from swarm import telemetry
 from swarm.auth import ADMIN, may_answer_to
-from swarm.errors import NotFound, SwarmError, Timeout
+from swarm.errors import ConfigError, NotFound, SwarmError, Timeout
+from swarm.events import RollbackSpec, parse_time
 from swarm.gatekeeper import GateWorker
 from swarm.jetstream import JetStreamLog
+from swarm.timeline import parse_as_of
 
 __all__ = ["OPERATIONS", "ReadApi", "Views"]
 
@@ -60,15 +64,20 @@ OPERATIONS = (
     "status",
     "rejections",
     "tail",
+    "memories",
+    "audit",
     "doc",
     "approvals",
     "approve",
     "deny",
     "laws",
     "law_history",
+    "rollback",
 )
 #: Operations the gate's process answers (it holds the documents, laws and proposals).
-GATE_OPERATIONS = frozenset({"doc", "approvals", "approve", "deny", "laws", "law_history"})
+GATE_OPERATIONS = frozenset(
+    {"doc", "approvals", "approve", "deny", "laws", "law_history", "rollback"}
+)
 MAX_WAIT = 30.0
 
 
@@ -85,7 +94,11 @@ class Views(Protocol):
 
     def read_after(self, seq: int) -> AbstractContextManager[None]: ...
 
-    async def get(self, memory_id: str, requester: str | None) -> dict[str, Any] | None: ...
+    async def get(
+        self, memory_id: str, requester: str | None, as_of: int | None = None
+    ) -> dict[str, Any] | None: ...
+
+    async def seq_at(self, when: datetime) -> int: ...
 
     async def history(
         self, memory_id: str, requester: str | None
@@ -100,15 +113,30 @@ class Views(Protocol):
         agent: str | None,
         kind: str | None,
         tags: list[str],
+        as_of: int | None = None,
     ) -> list[dict[str, Any]]: ...
 
     async def counts(self) -> dict[str, int]: ...
+
+    async def audit(
+        self, *, agent: str | None, since_seq: int, since_time: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
 
     async def rejections(
         self, since: int, limit: int, agent: str | None = None
     ) -> list[dict[str, Any]]: ...
 
     async def tail(self, since: int, limit: int, requester: str) -> list[dict[str, Any]]: ...
+
+    async def memories(
+        self,
+        agent: str | None,
+        *,
+        after_seq: int,
+        limit: int,
+        requester: str,
+        forgotten: bool = False,
+    ) -> list[dict[str, Any]]: ...
 
 
 class ReadApi:
@@ -182,26 +210,43 @@ class ReadApi:
         views = self.views
         if views is None:  # pragma: no cover - such a process does not subscribe
             raise SwarmError(f"this process does not serve {op}")
+        if op == "audit":
+            return await self._audit(views, req, req.get("requester"))
         if req.get("after") is None:
             return await self._read(views, op, req)
         with views.read_after(int(req["after"])):  # the projector lets this read go first
             return await self._read(views, op, req)
+
+    async def _audit(self, views: Views, req: dict[str, Any], requester: Any) -> Any:
+        """Who did what, when, under which laws (events in log order, no content)."""
+        agent = req.get("agent")
+        if requester != ADMIN and await self._secured():
+            agent = requester  # an agent audits its own events; the admin anyone's
+        since = str(req.get("since") or "0")
+        rows = await views.audit(
+            agent=None if agent is None else str(agent),
+            since_seq=int(since) if since.isdigit() else 0,
+            since_time=None if since.isdigit() else since,
+            limit=max(1, min(int(req.get("limit", 1000)), 10_000)),
+        )
+        return {"events": rows}
 
     async def _read(self, views: Views, op: str, req: dict[str, Any]) -> Any:
         after = req.get("after")
         wait = min(float(req.get("timeout", 10.0)), MAX_WAIT)
         if after is not None:
             await views.wait_for(int(after), wait)
-        if op in ("history", "tail"):
+        if op in ("history", "tail", "memories"):
             # History reads DuckDB's version table: let everything readers can already
             # see be committed first, so history never lags a `get` made just before.
             await views.wait_for(max(int(after or 0), views.visible_seq), wait, durable=True)
         requester = req.get("requester")
+        as_of = None if req.get("as_of") is None else await self._as_of(views, req["as_of"], wait)
         if op == "get":
-            found = await views.get(str(req["id"]), requester)
+            found = await views.get(str(req["id"]), requester, as_of=as_of)
             if found is None:
                 raise NotFound(f"no memory {req['id']}")
-            return found
+            return found if as_of is None else {**found, "as_of": as_of}
         if op == "history":
             versions = await views.history(str(req["id"]), requester)
             if versions is None:
@@ -217,8 +262,9 @@ class ReadApi:
                     agent=req.get("agent"),
                     kind=req.get("kind"),
                     tags=[str(t) for t in tags],
+                    as_of=as_of,
                 )
-            }
+            } | ({} if as_of is None else {"as_of": as_of})
         if op == "status":
             return await self._status(views)
         if op == "rejections":
@@ -231,7 +277,34 @@ class ReadApi:
             limit = max(1, min(int(req.get("limit", 500)), 1000))
             rows = await views.tail(int(req.get("since", 0)), limit, str(requester))
             return {"events": rows}
+        if op == "memories":
+            agent = req.get("agent")
+            rows = await views.memories(
+                None if agent is None else str(agent),
+                after_seq=int(req.get("after_seq", 0)),
+                limit=max(1, min(int(req.get("limit", 500)), 1000)),
+                requester=str(requester),
+                forgotten=bool(req.get("forgotten", False)),
+            )
+            return {"memories": rows}
         raise SwarmError(f"unknown operation {op}")
+
+    async def _as_of(self, views: Views, value: Any, wait: float) -> int:
+        """The log sequence ``as_of`` names (a seq, or a time: the last seq accepted at
+        or before it), once DuckDB has applied it (as-of reads use its version table)."""
+        point = parse_as_of(value)
+        last = await self.log.last_seq()
+        if isinstance(point, int):
+            if point > last:
+                raise ConfigError(f"as_of seq {point} is beyond the end of the log (seq {last})")
+            await views.wait_for(point, wait, durable=True)
+            return point
+        await views.wait_for(views.visible_seq, wait, durable=True)
+        seq = await views.seq_at(point)
+        if seq >= views.projected_seq and views.projected_seq < last:  # maybe later still
+            await views.wait_for(last, wait, durable=True)
+            seq = await views.seq_at(point)
+        return seq
 
     async def _status(self, views: Views) -> dict[str, Any]:
         s = self.log.subjects
@@ -273,6 +346,17 @@ class ReadApi:
                 approve=op == "approve",
                 reason=str(reason) if reason else None,
             )
+        if op == "rollback":
+            to = str(req["to"])
+            to_seq = int(to) if to.isdigit() else await self.log.seq_at(parse_time(to))
+            spec = RollbackSpec(
+                to_seq=to_seq,
+                scope=req.get("scope") or "swarm",
+                memory_id=req.get("memory_id"),
+                agent=req.get("agent"),
+                reason=str(req.get("reason") or ""),
+            )
+            return await gate.propose_rollback(spec, principal=str(requester))
         if op == "laws":
             return gate.law_rows()
         return {"history": gate.book.history_rows()}

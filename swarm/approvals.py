@@ -46,15 +46,21 @@ class ProposalState:
     def status(self) -> str:
         return "pending" if self.decided is None else self.decided.decision
 
+    @property
+    def proposer(self) -> str:
+        """Who asked: the held event's agent, or the principal who asked for a rollback."""
+        return self.opened.event.agent if self.opened.event is not None else self.opened.by
+
     def row(self) -> dict[str, Any]:
-        event, decided = self.opened.event, self.decided
+        event, decided, rollback = self.opened.event, self.decided, self.opened.rollback
         return {
             "proposal": self.id,
             "status": self.status,
-            "type": event.type_name,
-            "memory_id": event.memory_id,
-            "agent": event.agent,
-            "instance": event.instance,
+            "type": event.type_name if event is not None else "rollback",
+            "memory_id": event.memory_id if event is not None else rollback and rollback.memory_id,
+            "agent": event.agent if event is not None else self.opened.by,
+            "instance": event.instance if event is not None else None,
+            "rollback": rollback.model_dump() if rollback is not None else None,
             "laws": [r.model_dump() for r in self.opened.laws],
             "opened_seq": self.seq,
             "opened_at": self.opened.at.isoformat(),
@@ -111,5 +117,5 @@ def authorise(
             f"agent {principal!r} may not decide proposals: it needs the role 'approver' "
             "(swarm agents add NAME --role approver) or the admin credentials"
         )
-    if principal == state.opened.event.agent:
+    if principal == state.proposer:
         raise Forbidden(f"agent {principal!r} proposed {state.id}: another principal must decide")

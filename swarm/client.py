@@ -58,6 +58,7 @@ from swarm.gatekeeper import REPLY_HEADER
 from swarm.identity import Credentials, sign
 from swarm.jetstream import JetStreamLog, closed_reason, connect
 from swarm.subjects import Subjects
+from swarm.timeline import AsOf, as_of_wire, parse_as_of
 
 __all__ = ["SwarmClient", "SyncSwarmClient"]
 
@@ -66,6 +67,8 @@ DEFAULT_URL = "nats://127.0.0.1:4222"
 #: Events per `tail` request, and the pause between polls when following.
 TAIL_PAGE = 500
 TAIL_POLL = 0.5
+#: Memories per `memories` request.
+MEMORIES_PAGE = 500
 
 
 class SwarmClient:
@@ -255,7 +258,11 @@ class SwarmClient:
             return await self._propose(cls, memory_id, out, **extra)
 
     async def _propose(
-        self, cls: type[MemoryEvent], memory_id: str, out: list[bytes], **extra: Any
+        self,
+        cls: type[MemoryEvent],
+        memory_id: str,
+        out: list[bytes],
+        **extra: Any,
     ) -> Receipt:
         if self.credentials is not None and self.credentials.role != "agent":
             raise ConfigError(
@@ -387,18 +394,33 @@ class SwarmClient:
             raise Forbidden(message)
         if kind == "Timeout":
             raise Timeout(message)
+        if kind == "ConfigError":
+            raise ConfigError(message)
         raise SwarmError(message)
 
-    def _read(self, body: dict[str, Any], after: int | None) -> dict[str, Any]:
+    def _read(
+        self, body: dict[str, Any], after: int | None, as_of: AsOf | str | None = None
+    ) -> dict[str, Any]:
         body["requester"] = self.agent
         if after is not None:
             body["after"] = after
             body["timeout"] = self.timeout
+        if as_of is not None:  # the service may first build a recall snapshot: let it
+            body["as_of"] = as_of_wire(parse_as_of(as_of))
+            body["timeout"] = self.timeout
         return body
 
-    async def get(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
-        """The memory's current state (NotFound if absent or private to another agent)."""
-        result: dict[str, Any] = await self._request("get", self._read({"id": memory_id}, after))
+    async def get(
+        self, memory_id: str, *, after: int | None = None, as_of: AsOf | str | None = None
+    ) -> dict[str, Any]:
+        """The memory's current state (NotFound if absent or private to another agent).
+
+        ``as_of``: its state once the log held that sequence, or at that time (a
+        datetime or ISO-8601 text: the last sequence accepted then); the answer then
+        also names that sequence (``as_of``). NotFound if it did not exist yet.
+        """
+        body = self._read({"id": memory_id}, after, as_of)
+        result: dict[str, Any] = await self._request("get", body)
         return result
 
     async def history(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
@@ -417,10 +439,12 @@ class SwarmClient:
         agent: str | None = None,
         kind: str | None = None,
         tags: Sequence[str] = (),
+        as_of: AsOf | str | None = None,
     ) -> list[dict[str, Any]]:
-        """Hybrid (semantic + full-text) search over the memories visible to this agent."""
+        """Hybrid (semantic + full-text) search over the memories visible to this agent
+        (``as_of``: as the swarm would have answered at that sequence or time)."""
         body = {"query": query, "k": k, "agent": agent, "kind": kind, "tags": list(tags)}
-        result = await self._request("recall", self._read(body, after))
+        result = await self._request("recall", self._read(body, after, as_of))
         results: list[dict[str, Any]] = result["results"]
         return results
 
@@ -432,6 +456,16 @@ class SwarmClient:
         """Recent refused writes for audit: who, which check or law, why (no content)."""
         result = await self._request("rejections", {"since": since, "limit": limit})
         rows: list[dict[str, Any]] = result["rejections"]
+        return rows
+
+    async def audit(
+        self, *, agent: str | None = None, since: str | int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Who did what, when, under which laws, in log order (no content). An agent sees
+        its own events once the swarm has registered agents; the admin everyone's."""
+        body = {"agent": agent, "since": None if since is None else str(since), "limit": limit}
+        result = await self._request("audit", body)
+        rows: list[dict[str, Any]] = result["events"]
         return rows
 
     # -- approvals and laws -------------------------------------------------------------
@@ -454,6 +488,30 @@ class SwarmClient:
     async def _decide(self, op: str, proposal: str, reason: str | None) -> dict[str, Any]:
         body = {"proposal": proposal, "reason": reason, "requester": self.agent}
         result: dict[str, Any] = await self._request(op, body)
+        return result
+
+    async def rollback(
+        self,
+        to: int | str,
+        *,
+        reason: str,
+        memory_id: str | None = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        """Ask to restore the memories as of log sequence (or ISO time) ``to``: all of them,
+        one (``memory_id``), or undo one agent's writes (``agent``). A rollback is
+        destructive: this opens a proposal a principal approves (``approve``), and
+        only then does the gate append the compensating changes."""
+        scope = "memory" if memory_id else "agent" if agent else "swarm"
+        body = {
+            "to": str(to),
+            "scope": scope,
+            "memory_id": memory_id,
+            "agent": agent,
+            "reason": reason,
+            "requester": self.agent,
+        }
+        result: dict[str, Any] = await self._request("rollback", body)
         return result
 
     async def laws(self) -> dict[str, Any]:
@@ -483,6 +541,30 @@ class SwarmClient:
                 if not follow:
                     return
                 await asyncio.sleep(TAIL_POLL)
+
+    async def memories(
+        self, *, agent: str | None = None, forgotten: bool = False, after: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The current state of every memory of ``agent`` (None: of every agent) this
+        client may see, in the order of their last change: private ones only to their
+        agent and the admin, forgotten ones only with ``forgotten``. Pages through the
+        service's ``memories`` endpoint; a memory changed meanwhile may come again later,
+        in its newer state."""
+        after_seq = 0
+        while True:
+            body = {
+                "agent": agent,
+                "after_seq": after_seq,
+                "limit": MEMORIES_PAGE,
+                "forgotten": forgotten,
+            }
+            result = await self._request("memories", self._read(body, after))
+            rows: list[dict[str, Any]] = result["memories"]
+            for row in rows:
+                yield row
+            if len(rows) < MEMORIES_PAGE:
+                return
+            after_seq = int(rows[-1]["seq"])
 
 
 def _credentials(given: Credentials | str | Path | None) -> Credentials | None:
@@ -536,8 +618,10 @@ class SyncSwarmClient:
     def forget(self, memory_id: str, *, reason: str | None = None) -> Receipt:
         return self._call(self._client.forget(memory_id, reason=reason))
 
-    def get(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
-        return self._call(self._client.get(memory_id, after=after))
+    def get(
+        self, memory_id: str, *, after: int | None = None, as_of: AsOf | str | None = None
+    ) -> dict[str, Any]:
+        return self._call(self._client.get(memory_id, after=after, as_of=as_of))
 
     def history(self, memory_id: str, *, after: int | None = None) -> dict[str, Any]:
         return self._call(self._client.history(memory_id, after=after))
@@ -547,6 +631,14 @@ class SyncSwarmClient:
 
     def status(self) -> dict[str, Any]:
         return self._call(self._client.status())
+
+    def memories(self, **options: Any) -> list[dict[str, Any]]:
+        """Every memory :meth:`SwarmClient.memories` yields, as one list."""
+
+        async def collect() -> list[dict[str, Any]]:
+            return [row async for row in self._client.memories(**options)]
+
+        return self._call(collect())
 
     def close(self) -> None:
         try:

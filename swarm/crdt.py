@@ -376,6 +376,9 @@ class Editor:
     def set_content(self, content: str) -> None:
         self._tx.put(ROOT, "content", ScalarType.Str, content)
 
+    def set_kind(self, kind: str) -> None:
+        self._tx.put(ROOT, "kind", ScalarType.Str, kind)
+
     def set_importance(self, importance: float) -> None:
         self._tx.put(ROOT, "importance", ScalarType.F64, float(importance))
 
@@ -401,6 +404,12 @@ class Editor:
         self._tx.put(ROOT, "forgotten", ScalarType.Boolean, True)
         if reason:
             self._tx.put(ROOT, "forgotten_reason", ScalarType.Str, reason)
+
+    def unforget(self) -> None:
+        """Lift the tombstone (only a rollback does: agents may not)."""
+        self._tx.put(ROOT, "forgotten", ScalarType.Boolean, False)
+        if self._tx.get(ROOT, "forgotten_reason") is not None:
+            self._tx.delete(ROOT, "forgotten_reason")
 
 
 @contextmanager

@@ -21,6 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from swarm.errors import ConfigError
+
 __all__ = [
     "EVENT_TYPES",
     "NAME_PATTERN",
@@ -33,14 +35,17 @@ __all__ = [
     "MemoryForgotten",
     "MemoryReinforced",
     "MemoryRemembered",
+    "MemoryRestored",
     "MemoryUpdated",
     "ProposalDecided",
     "ProposalOpened",
     "Receipt",
     "RejectionRecord",
+    "RollbackSpec",
     "SystemRecord",
     "Verdict",
     "new_id",
+    "parse_time",
     "utcnow",
 ]
 
@@ -66,6 +71,17 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time (``Z`` allowed); a time without a zone is taken as UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{text!r} is neither a log sequence nor an ISO-8601 time (2026-11-20T09:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def is_valid_name(value: str) -> bool:
@@ -133,6 +149,24 @@ class MemoryForgotten(MemoryEvent):
     reason: str | None = Field(default=None, max_length=1000)
 
 
+#: The writer of compensating changes (a rollback): never an agent's name.
+GATE_WRITER = "_gate"
+
+
+class MemoryRestored(MemoryEvent):
+    """A compensating change written by the gate: part of an approved rollback.
+
+    Never proposed by an agent (the inbox refuses the type); its writer is the gate
+    (``agent`` ``_gate``) and ``reason`` names the rollback's proposal and why.
+    """
+
+    type_name: ClassVar[str] = "memory.restored"
+    type: Literal["memory.restored"] = "memory.restored"
+    agent: Annotated[str, StringConstraints(pattern=r"^_?[a-z0-9][a-z0-9_-]{0,63}$")]
+    reason: str | None = Field(default=None, max_length=1000)
+    proposal: str = Field(description="the approved rollback proposal")
+
+
 MEMORY_EVENTS: tuple[type[MemoryEvent], ...] = (
     MemoryRemembered,
     MemoryUpdated,
@@ -164,8 +198,19 @@ class Verdict(_Frozen):
         return tuple(r for r in self.results if r.verdict == "flag")
 
 
+PREV_DESCRIPTION = (
+    "sha256 (hex) of the previous LOG entry's stored bytes: the entries form a hash chain "
+    "(None only for the log's first entry; see swarm.audit)"
+)
+
+SEQ_DESCRIPTION = "the LOG sequence the gate wrote this entry at (so a moved entry shows)"
+
 AnyMemoryEvent = Annotated[
     MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten,
+    Field(discriminator="type"),
+]
+LoggedEvent = Annotated[
+    MemoryRemembered | MemoryUpdated | MemoryReinforced | MemoryForgotten | MemoryRestored,
     Field(discriminator="type"),
 ]
 
@@ -174,9 +219,11 @@ class LogRecord(_Frozen):
     """The body of one message in the LOG stream."""
 
     schema_version: Literal[1] = 1
-    event: AnyMemoryEvent
+    event: LoggedEvent
     verdict: Verdict
     accepted_at: datetime = Field(default_factory=utcnow)
+    seq: int | None = Field(default=None, description=SEQ_DESCRIPTION)
+    prev: str | None = Field(default=None, description=PREV_DESCRIPTION)
 
 
 # -- system records: what the service itself writes to the log ----------------------------
@@ -190,14 +237,28 @@ class _SystemRecord(_Frozen):
     id: Identifier = Field(default_factory=new_id, description="record id; also the Nats-Msg-Id")
     by: str = Field(description="the principal (or the gate) that caused it")
     at: datetime = Field(default_factory=utcnow)
+    seq: int | None = Field(default=None, description=SEQ_DESCRIPTION)
+    prev: str | None = Field(default=None, description=PREV_DESCRIPTION)
+
+
+class RollbackSpec(_Frozen):
+    """What a rollback restores: everything, one memory, or one agent's writes, as of a seq."""
+
+    to_seq: int = Field(ge=0, description="restore the state as of this log sequence")
+    scope: Literal["swarm", "memory", "agent"] = "swarm"
+    memory_id: Identifier | None = None
+    agent: Name | None = None
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class ProposalOpened(_SystemRecord):
-    """A proposed event held by a ``require_approval`` law until a principal decides."""
+    """A proposal held until a principal decides: a proposed event a ``require_approval``
+    law asked about, or a rollback (always destructive, always decided by a principal)."""
 
     type: Literal["proposal.opened"] = "proposal.opened"
     proposal: Identifier = Field(description="the proposal id: the held event's id")
-    event: AnyMemoryEvent
+    event: AnyMemoryEvent | None = None
+    rollback: RollbackSpec | None = None
     laws: tuple[LawResult, ...] = Field(description="the laws that asked for approval")
     verdict: Verdict = Field(description="what the other laws said")
     expires_at: datetime
@@ -208,7 +269,7 @@ class ProposalDecided(_SystemRecord):
 
     type: Literal["proposal.decided"] = "proposal.decided"
     proposal: Identifier
-    memory_id: Identifier
+    memory_id: Identifier | None = None
     decision: Literal["approved", "denied", "expired", "failed"]
     reason: str | None = Field(default=None, max_length=1000)
     event_seq: int | None = Field(

@@ -196,6 +196,10 @@ class Gate:
                 + (" (a whole document?)" if 0 in chunks else "")
             )
         before = history.doc.state()
+        if isinstance(event, MemoryRemembered) and before is not None:
+            # Before applying: a second creation by the same actor would otherwise be
+            # refused as a reused change sequence, which says less.
+            raise ChangeError(f"memory {event.memory_id} already exists")
         doc, new = history.doc.apply(event.change, strict=True)
         if not new:
             raise ChangeError("this change is already in the log under another event id")

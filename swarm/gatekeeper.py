@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -36,25 +37,35 @@ from opentelemetry import trace
 from swarm import telemetry
 from swarm.approvals import Decision, ProposalBook, ProposalState, authorise
 from swarm.auth import may_answer_to
+from swarm.chain import Head, digest, link
 from swarm.codec import decode_log_record, decode_system_record, encode
-from swarm.errors import NotFound, Rejected, SchemaError, SwarmError
+from swarm.crdt import MemoryDoc, new_actor
+from swarm.errors import ConfigError, NotFound, Rejected, SchemaError, SwarmError
 from swarm.events import (
+    GATE_WRITER,
     LawEnacted,
     LawRepealed,
+    LawResult,
+    LogRecord,
     MemoryEvent,
     MemoryRemembered,
+    MemoryRestored,
     ProposalDecided,
     ProposalOpened,
     RejectionRecord,
+    RollbackSpec,
     SystemRecord,
+    Verdict,
+    new_id,
     utcnow,
 )
 from swarm.gate import Accepted, Duplicate, Gate, Held, MemoryHistory, RateLimiter
 from swarm.identity import AgentEntry
-from swarm.jetstream import Closed, JetStreamLog
+from swarm.jetstream import Appended, Closed, JetStreamLog
 from swarm.laws import LawSpec, build_law_set
 from swarm.laws.base import Related
 from swarm.laws.book import LawBook
+from swarm.rollback import Version, compensate, target
 
 __all__ = ["EVENT_ID_HEADER", "REPLY_HEADER", "GateWorker"]
 
@@ -68,6 +79,8 @@ EVENT_ID_HEADER = "Swarm-Event-Id"
 APPROVAL_TTL = 7 * 86_400.0
 #: Who the law records name when `swarm up` enacts a law file.
 OPERATOR = "operator"
+#: One log entry to append: subject, record, headers.
+Entry = tuple[str, LogRecord | SystemRecord, dict[str, str]]
 #: How many similar memories a contradiction check compares a write with.
 RELATED_K = 5
 
@@ -118,6 +131,8 @@ class GateWorker:
         #: Set once the system records are read and the law set is settled.
         self.ready = asyncio.Event()
         self._lock = asyncio.Lock()  # one writer of the log at a time: batches, decisions
+        self._head: Head | None = None  # the log's last entry; None: read it before appending
+        self._actor = new_actor(gate.swarm, GATE_WRITER, "rollback")  # writes compensations
         self._cache: OrderedDict[str, MemoryHistory] = OrderedDict()
         self.accepted = 0
         self.rejected = 0
@@ -231,12 +246,35 @@ class GateWorker:
 
     async def _append_system(self, subject: str, record: SystemRecord, msg_id: str) -> int:
         headers = {"Nats-Msg-Id": msg_id, "Swarm-Type": record.type}
-        [result] = await self.log.append_many([(subject, encode(record), headers)])
+        [result] = await self._append_chained([(subject, record, headers)])
         if result.seq is None:
             raise SwarmError(f"could not write {record.type} to the log: {result.error}")
         if not result.duplicate:
             self._apply_system(result.seq, record)
         return result.seq
+
+    async def _append_chained(self, entries: list[Entry]) -> list[Appended]:
+        """Append log entries in order, each naming the hash of the one before it.
+
+        Each publish carries the sequence it must follow (JetStream refuses it
+        otherwise), so an entry never lands out of its chain. After any failure or
+        duplicate the head is read back from the log, the only truth.
+        """
+        if self._head is None:
+            self._head = await self._read_head()
+        datas, expected, after = link([record for _, record, _ in entries], self._head)
+        batch = [
+            (subject, data, {**headers, "Nats-Expected-Last-Sequence": str(seq)})
+            for (subject, _, headers), data, seq in zip(entries, datas, expected, strict=True)
+        ]
+        results = await self.log.append_many(batch)
+        clean = all(r.seq is not None and not r.duplicate for r in results)
+        self._head = after if clean else None
+        return results
+
+    async def _read_head(self) -> Head:
+        last = await self.log.last_entry()
+        return Head() if last is None else Head(last.seq, digest(last.data))
 
     async def _settle_laws(self) -> None:
         """Enforce the wanted law set, recording it in the log first if it changed."""
@@ -284,16 +322,20 @@ class GateWorker:
         reason: str | None,
         event_seq: int | None = None,
     ) -> ProposalDecided:
+        opened = state.opened
         record = ProposalDecided(
+            id=_derived_id("decided", state.id),  # one decision per proposal, whatever retries
             proposal=state.id,
-            memory_id=state.opened.event.memory_id,
+            memory_id=opened.event.memory_id
+            if opened.event is not None
+            else (opened.rollback.memory_id if opened.rollback else None),
             decision=decision,
             by=by,
             reason=reason,
             event_seq=event_seq,
         )
         subject = self.log.subjects.sys("proposals", state.id)
-        await self._append_system(subject, record, f"decided-{state.id}")
+        await self._append_system(subject, record, record.id)
         log.info("proposal_decided", proposal=state.id, decision=decision, by=by)
         return record
 
@@ -330,6 +372,9 @@ class GateWorker:
 
     async def _approve(self, state: ProposalState, principal: str, reason: str | None) -> None:
         event = state.opened.event
+        if event is None:
+            await self._roll_back(state, principal, reason)
+            return
         history = await self._cached(event.memory_id, new=isinstance(event, MemoryRemembered))
         try:
             decision = self.gate.judge(event, history, approved_by=principal)
@@ -345,12 +390,126 @@ class GateWorker:
         else:
             subject = self.log.subjects.log(event.agent, event.memory_id)
             headers = {"Nats-Msg-Id": event.id, "Swarm-Type": event.type_name}
-            [result] = await self.log.append_many([(subject, encode(decision.record), headers)])
+            [result] = await self._append_chained([(subject, decision.record, headers)])
             if result.seq is None:
                 raise SwarmError(f"could not append the approved event: {result.error}")
             seq = result.seq
             self._adopt(event, decision.doc, seq)
         await self._close(state, "approved", by=principal, reason=reason, event_seq=seq)
+
+    # -- rollback ---------------------------------------------------------------------
+
+    async def propose_rollback(self, spec: RollbackSpec, *, principal: str) -> dict[str, Any]:
+        """Open a rollback proposal (a rollback is destructive: a principal decides)."""
+        await asyncio.wait_for(self.ready.wait(), 30)
+        if spec.scope == "memory" and not spec.memory_id:
+            raise ConfigError("a rollback of one memory needs its id (--memory ID)")
+        if spec.scope == "agent" and not spec.agent:
+            raise ConfigError("a rollback of one agent's writes needs the agent (--agent A)")
+        async with self._lock:
+            last = await self.log.last_seq()
+            if spec.to_seq > last:
+                raise ConfigError(f"the log ends at seq {last}: cannot roll back to {spec.to_seq}")
+            if spec.memory_id and not await self._exists(spec.memory_id):
+                raise NotFound(f"no memory {spec.memory_id}")
+            pid = new_id()
+            record = ProposalOpened(
+                id=_derived_id("opened", pid),
+                proposal=pid,
+                rollback=spec,
+                laws=(
+                    LawResult(
+                        law="rollback",
+                        verdict="pending",
+                        reason="a rollback is destructive: a principal decides",
+                    ),
+                ),
+                verdict=Verdict(law_set=self.gate.laws.version),
+                expires_at=utcnow() + timedelta(seconds=self.approval_ttl),
+                by=principal,
+            )
+            await self._append_system(self.log.subjects.sys("proposals", pid), record, record.id)
+        state = self.proposals.get(pid)
+        assert state is not None
+        log.info("rollback_proposed", proposal=pid, scope=spec.scope, to_seq=spec.to_seq)
+        return state.row()
+
+    async def _roll_back(self, state: ProposalState, principal: str, reason: str | None) -> None:
+        """Append the compensating changes of an approved rollback, then its decision."""
+        spec = state.opened.rollback
+        assert spec is not None
+        why = f"rollback {state.id} to seq {spec.to_seq}: {spec.reason}"
+        if spec.scope == "memory":
+            assert spec.memory_id is not None
+            touched = [spec.memory_id]
+        else:
+            touched = await self._touched_after(
+                spec.to_seq, spec.agent if spec.scope == "agent" else None
+            )
+        entries: list[Entry] = []
+        adopt: list[tuple[MemoryRestored, MemoryDoc]] = []
+        verdict = Verdict(law_set=self.gate.laws.version, approved_by=principal)
+        for mid in touched:
+            doc, versions = await self._versions(mid)
+            if not versions:
+                continue
+            current = versions[-1].state
+            change = compensate(doc, current, target(versions, spec), self._actor, why)
+            if change is None:
+                continue
+            event = MemoryRestored(
+                swarm=self.gate.swarm,
+                agent=GATE_WRITER,
+                instance="rollback",
+                actor=self._actor.hex(),
+                memory_id=mid,
+                change=change,
+                reason=why[:1000],
+                proposal=state.id,
+            )
+            restored, _ = doc.apply(change, strict=True)
+            headers = {"Nats-Msg-Id": event.id, "Swarm-Type": event.type_name}
+            entries.append(
+                (
+                    self.log.subjects.log(GATE_WRITER, mid),
+                    LogRecord(event=event, verdict=verdict),
+                    headers,
+                )
+            )
+            adopt.append((event, restored))
+        last_seq = None
+        for start in range(0, len(entries), 500):
+            chunk = entries[start : start + 500]
+            results = await self._append_chained(chunk)
+            for (event, doc), result in zip(adopt[start : start + 500], results, strict=True):
+                if result.seq is None:
+                    raise SwarmError(f"could not append the rollback's changes: {result.error}")
+                self._adopt(event, doc, result.seq)
+                last_seq = result.seq
+        log.info("rolled_back", proposal=state.id, memories=len(adopt))
+        await self._close(state, "approved", by=principal, reason=reason, event_seq=last_seq)
+
+    async def _touched_after(self, seq: int, agent: str | None) -> list[str]:
+        """The memories with events after ``seq`` (by ``agent`` only, if given), in log order."""
+        found: dict[str, None] = {}
+        subjects = self.log.subjects
+        wanted = f"{subjects.log_all[:-1]}{agent}.*" if agent else subjects.log_all
+        async for batch in self.log.read(start_seq=seq + 1, filter_subject=wanted):
+            for stored in batch:
+                found[stored.subject.rsplit(".", 1)[-1]] = None
+        return list(found)
+
+    async def _versions(self, memory_id: str) -> tuple[MemoryDoc, list[Version]]:
+        """A memory's document now and its state after each of its events."""
+        doc = MemoryDoc()
+        versions: list[Version] = []
+        for stored in await self.log.read_memory(memory_id):
+            record = decode_log_record(stored.data)
+            doc, _ = doc.apply(record.event.change, strict=False)
+            state = doc.state()
+            if state is not None:
+                versions.append(Version(stored.seq, record.event.agent, state))
+        return doc, versions
 
     def _adopt(self, event: MemoryEvent, doc: Any, seq: int) -> None:
         """An event is in the log at ``seq``: the cached history follows."""
@@ -500,7 +659,7 @@ class GateWorker:
         if not todo:
             return
         s = self.log.subjects
-        batch = []
+        batch: list[Entry] = []
         for item in todo:
             assert item.accepted is not None and item.event is not None
             headers = {"Nats-Msg-Id": item.event.id, "Swarm-Type": item.event.type_name}
@@ -508,13 +667,9 @@ class GateWorker:
                 if item.msg.headers and key in item.msg.headers:
                     headers[key] = item.msg.headers[key]
             batch.append(
-                (
-                    s.log(item.event.agent, item.event.memory_id),
-                    encode(item.accepted.record),
-                    headers,
-                )
+                (s.log(item.event.agent, item.event.memory_id), item.accepted.record, headers)
             )
-        results = await self.log.append_many(batch)
+        results = await self._append_chained(batch)
         for item, result in zip(todo, results, strict=True):
             assert item.event is not None and item.accepted is not None
             mid = item.event.memory_id
@@ -533,12 +688,13 @@ class GateWorker:
         if not todo:
             return
         expires = utcnow() + timedelta(seconds=self.approval_ttl)
-        batch = []
+        batch: list[Entry] = []
         records = []
         for item in todo:
             assert item.held is not None
             event = item.held.event
             record = ProposalOpened(
+                id=_derived_id("opened", event.id),  # the Nats-Msg-Id: a retried hold dedups
                 proposal=event.id,
                 event=event,
                 laws=item.held.laws,
@@ -547,10 +703,10 @@ class GateWorker:
                 by=event.agent,
             )
             records.append(record)
-            headers = {"Nats-Msg-Id": f"opened-{event.id}", "Swarm-Type": record.type}
-            batch.append((self.log.subjects.sys("proposals", event.id), encode(record), headers))
+            headers = {"Nats-Msg-Id": record.id, "Swarm-Type": record.type}
+            batch.append((self.log.subjects.sys("proposals", event.id), record, headers))
         for item, record, result in zip(
-            todo, records, await self.log.append_many(batch), strict=True
+            todo, records, await self._append_chained(batch), strict=True
         ):
             if result.seq is None:
                 item.retry = True
@@ -641,6 +797,14 @@ class GateWorker:
             "duplicate": item.duplicate,
             "flags": flags,
         }
+
+
+def _derived_id(prefix: str, event_id: str) -> str:
+    """A record id derived from an event id (an event id may be up to 64 characters)."""
+    derived = f"{prefix}-{event_id}"
+    if len(derived) <= 64:
+        return derived
+    return f"{prefix}-{hashlib.blake2b(event_id.encode(), digest_size=20).hexdigest()}"
 
 
 def _header_id(msg: Msg) -> str:

@@ -8,17 +8,19 @@ Streams (per swarm, see :mod:`swarm.subjects`):
 * REJECTED rejection records (no content); bounded by age and count.
 
 Every publish is acknowledged and every acknowledgement is checked: pipelined
-appends gather their acks with a deadline and report each failure, never
-swallow it (nats.py's ``publish_async`` futures have no timeout of their own).
+appends gather their acks (on the log's own reply subscription) with a deadline
+and report each failure, refusals included, never swallow it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import nats
@@ -198,6 +200,34 @@ def _refusal(url: str, credentials: Credentials | None) -> str:
     )
 
 
+def _appended(fut: asyncio.Future[Msg]) -> Appended:
+    """What one pipelined publish's ack says: its sequence, or why it failed."""
+    if not fut.done():
+        fut.cancel()
+        return Appended(seq=None, error=Timeout("no ack from JetStream"))
+    if fut.exception() is not None:
+        err = fut.exception()
+        return Appended(seq=None, error=err if isinstance(err, Exception) else None)
+    msg = fut.result()
+    status = (msg.headers or {}).get("Status")
+    if status == "503":
+        return Appended(seq=None, error=ConnectionFailed("no stream takes this subject"))
+    try:
+        ack = json.loads(msg.data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return Appended(seq=None, error=SwarmError(f"unreadable ack: {msg.data[:80]!r}"))
+    if "error" in ack:
+        error = ack["error"]
+        return Appended(
+            seq=None,
+            error=SwarmError(
+                f"JetStream refused the append: {error.get('description')} "
+                f"(err_code {error.get('err_code')})"
+            ),
+        )
+    return Appended(seq=int(ack["seq"]), duplicate=bool(ack.get("duplicate")))
+
+
 class JetStreamLog:
     """Streams, appends and reads for one swarm."""
 
@@ -207,6 +237,10 @@ class JetStreamLog:
         self.subjects = subjects
         self.settings = settings or LogSettings()
         self._agents_kv: KeyValue | None = None
+        self._ack_sub: Any = None
+        self._ack_prefix = ""
+        self._ack_counter = itertools.count()
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -334,6 +368,19 @@ class JetStreamLog:
         found = [await self.get_agent(key) for key in keys]
         return [entry for entry in found if entry is not None]
 
+    async def agent_keys(self) -> dict[str, list[str]]:
+        """Every public key each registered agent has had (the registry's kept history)."""
+        kv = await self._agents()
+        out: dict[str, list[str]] = {}
+        for entry in await self.list_agents():
+            try:
+                history = await kv.history(entry.agent)
+            except nats.js.errors.NoKeysError:
+                history = []
+            keys = [AgentEntry.model_validate_json(h.value).public_key for h in history if h.value]
+            out[entry.agent] = list(dict.fromkeys([*keys, entry.public_key]))
+        return out
+
     async def has_agents(self) -> bool:
         keys, _ = await self._registry_keys()
         for key in keys:
@@ -423,36 +470,78 @@ class JetStreamLog:
     async def append_many(
         self, items: Sequence[tuple[str, bytes, Mapping[str, str]]]
     ) -> list[Appended]:
-        """Pipelined publishes, in order, each ack checked: (subject, data, headers)."""
-        futures: list[asyncio.Future[Any]] = []
+        """Pipelined publishes, in order, each ack checked: (subject, data, headers).
+
+        Not nats.py's ``publish_async``: its futures never resolve when JetStream
+        answers with an error (nats.py #985; the error is raised inside a callback),
+        so a refused append would look like a lost ack. Here every ack, error or
+        not, arrives on this log's own reply subscription and is parsed.
+        """
+        if not items:
+            return []
+        loop = asyncio.get_running_loop()
+        await self._ack_subscription()
+        tokens: list[str] = []
+        futures: list[asyncio.Future[Msg]] = []
         for subject, data, headers in items:
+            token = f"{self._ack_prefix}.{next(self._ack_counter)}"
+            fut: asyncio.Future[Msg] = loop.create_future()
+            self._acks[token] = fut
+            tokens.append(token)
+            futures.append(fut)
             try:
-                futures.append(await self.js.publish_async(subject, data, headers=dict(headers)))
+                await self.nc.publish(subject, data, reply=token, headers=dict(headers))
             except Exception as err:
-                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                failed.set_exception(err)
-                futures.append(failed)
+                fut.set_exception(err)
         try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*futures, return_exceptions=True), self.settings.ack_timeout
-            )
-        except TimeoutError:
-            results = [
-                f.result() if f.done() and not f.exception() else Timeout("no ack from JetStream")
-                for f in futures
-            ]
-            for f in futures:
-                f.cancel()
-        out: list[Appended] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                error = result if isinstance(result, Exception) else Exception(repr(result))
-                out.append(Appended(seq=None, error=error))
-            else:
-                out.append(Appended(seq=int(result.seq), duplicate=bool(result.duplicate)))
-        return out
+            await asyncio.wait(futures, timeout=self.settings.ack_timeout)
+        finally:
+            for token in tokens:
+                self._acks.pop(token, None)
+        return [_appended(fut) for fut in futures]
+
+    async def _ack_subscription(self) -> None:
+        if self._ack_sub is None:
+            self._ack_prefix = self.nc.new_inbox()
+            self._ack_sub = await self.nc.subscribe(f"{self._ack_prefix}.*", cb=self._on_ack)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        fut = self._acks.get(msg.subject)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
 
     # -- reads ----------------------------------------------------------------------------
+
+    async def seq_at(self, when: datetime) -> int:
+        """The last LOG sequence stored at or before ``when`` (0: none yet): a binary
+        search over the messages' stored times, one direct get per step."""
+        low, high = 0, await self.last_seq()
+        while low < high:
+            middle = (low + high + 1) // 2
+            raw = await self._call(
+                self.js.get_msg(self.subjects.log_stream, middle, direct=True), "read the log"
+            )
+            stored_at = raw.time
+            if stored_at is not None and stored_at <= when:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    async def last_entry(self) -> StoredMessage | None:
+        """The LOG's last message, or None while it is empty."""
+        last = await self.last_seq()
+        if last == 0:
+            return None
+        raw = await self._call(
+            self.js.get_msg(self.subjects.log_stream, last, direct=True), "read the log's end"
+        )
+        return StoredMessage(
+            seq=int(raw.seq or last),
+            subject=raw.subject or "",
+            data=raw.data or b"",
+            headers=dict(raw.headers or {}),
+        )
 
     async def last_seq(self, stream: str | None = None) -> int:
         name = stream or self.subjects.log_stream

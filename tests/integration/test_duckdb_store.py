@@ -494,6 +494,7 @@ def test_table_digest_matches_for_different_batch_split(tmp_path: Path) -> None:
     assert digests[0] == digests[1] == digests[2]
     assert set(digests[0]) == {
         "events",
+        "event_records",
         "memories",
         "memory_versions",
         "crdt_docs",

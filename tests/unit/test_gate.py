@@ -904,9 +904,21 @@ def test_judge_answers_a_retry_of_an_accepted_event_with_its_stored_seq(
 def test_judge_refuses_the_same_change_under_a_new_event_id(
     gate: Gate, created: tuple[MemoryEvent, MemoryHistory]
 ) -> None:
+    _, history = created
+    alice = Writer("planner", "one")
+    update = alice.event(MemoryUpdated, edit(history.doc, alice, lambda e: e.set_content("new")))
+    history = adopt(history, submit(gate, update, history), seq=8)
+    again = update.model_copy(update={"id": "01HZZZRETRY00000000000001"})
+    with pytest.raises(ChangeError, match="already in the log under another event id"):
+        submit(gate, again, history)
+
+
+def test_judge_refuses_a_second_creation_before_applying_it(
+    gate: Gate, created: tuple[MemoryEvent, MemoryHistory]
+) -> None:
     event, history = created
     again = event.model_copy(update={"id": "01HZZZRETRY00000000000001"})
-    with pytest.raises(ChangeError, match="already in the log under another event id"):
+    with pytest.raises(ChangeError, match="already exists"):
         submit(gate, again, history)
 
 
