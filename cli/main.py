@@ -334,15 +334,24 @@ def demo(keep: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--importance", type=float, default=0.5, show_default=True, help="0..1")
 @click.option("--private", is_flag=True, help="Only this agent may read it.")
+@click.option(
+    "--redact", is_flag=True, help="Replace private data with [REDACTED:kind] before writing."
+)
 @connection_options
 @run_async
 async def remember(
-    ctx: Ctx, text: str, kind: str, tags: tuple[str, ...], importance: float, private: bool
+    ctx: Ctx,
+    text: str,
+    kind: str,
+    tags: tuple[str, ...],
+    importance: float,
+    private: bool,
+    redact: bool,
 ) -> None:
     """Store a new memory; prints its id and log sequence."""
     async with await ctx.client() as client:
         receipt = await client.remember(
-            text, kind=kind, tags=tags, importance=importance, private=private
+            text, kind=kind, tags=tags, importance=importance, private=private, redact=redact
         )
     _receipt(ctx, receipt, "remembered")
 

@@ -24,6 +24,7 @@ from swarm.errors import (
     Timeout,
 )
 from swarm.events import Receipt
+from swarm.laws.detectors import redact
 
 if TYPE_CHECKING:
     from swarm.client import SwarmClient, SyncSwarmClient
@@ -43,6 +44,7 @@ __all__ = [
     "SwarmError",
     "SyncSwarmClient",
     "Timeout",
+    "redact",
 ]
 
 

@@ -272,7 +272,8 @@ class ReadApi:
             # Open swarm: no identities to tell apart, every reader sees every refusal.
             own = requester if requester != ADMIN and await self._secured() else None
             rows = await views.rejections(int(req.get("since", 0)), limit, own)
-            return {"rejections": rows}
+            # "law": the law id, or the built-in check that refused (the CLI contract's name).
+            return {"rejections": [{**r, "law": r["check"]} for r in rows]}
         if op == "tail":
             limit = max(1, min(int(req.get("limit", 500)), 1000))
             rows = await views.tail(int(req.get("since", 0)), limit, str(requester))

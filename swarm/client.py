@@ -57,6 +57,7 @@ from swarm.events import (
 from swarm.gatekeeper import REPLY_HEADER
 from swarm.identity import Credentials, sign
 from swarm.jetstream import JetStreamLog, closed_reason, connect
+from swarm.laws.detectors import redact as redact_text
 from swarm.subjects import Subjects
 from swarm.timeline import AsOf, as_of_wire, parse_as_of
 
@@ -186,12 +187,17 @@ class SwarmClient:
         importance: float = 0.5,
         private: bool = False,
         memory_id: str | None = None,
+        redact: bool = False,
     ) -> Receipt:
         """Store a new memory; returns its receipt (``receipt.id`` is the memory id).
 
         ``memory_id`` lets the caller choose the id (for example to check, after a
         Timeout, whether the write landed); remembering an existing id is refused.
+        ``redact``: replace private data in the content and tags with
+        ``[REDACTED:<kind>]`` here, before anything is proposed (the gate still checks).
         """
+        if redact:
+            content, tags = redact_text(content), [redact_text(t) for t in tags]
         mid = memory_id or new_id()
         with author(MemoryDoc(), self.actor) as (edit, out):
             edit.create(
@@ -215,8 +221,13 @@ class SwarmClient:
         add_tags: Sequence[str] = (),
         remove_tags: Sequence[str] = (),
         importance: float | None = None,
+        redact: bool = False,
     ) -> Receipt:
-        """Replace the content, add or remove tags, change the importance."""
+        """Replace the content, add or remove tags, change the importance (``redact``: as
+        for :meth:`remember`)."""
+        if redact:
+            content = None if content is None else redact_text(content)
+            add_tags = [redact_text(t) for t in add_tags]
         if content is None and not add_tags and not remove_tags and importance is None:
             raise ConfigError("nothing to update: give content, tags to add/remove, or importance")
 

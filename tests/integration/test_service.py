@@ -225,3 +225,16 @@ async def test_projection_ahead_of_a_log_that_lost_its_tail_stops_the_service(
     finally:
         await service.stop()
     assert receipts[-1].seq == 4  # after the default law's enactment at seq 1
+
+
+async def test_client_side_redaction_writes_what_the_law_would_refuse_without_it(clients):
+    cloud, _, ann = clients
+    with pytest.raises(LawViolation):
+        await cloud.remember("Page ops@example.org if the backup fails")
+    receipt = await cloud.remember(
+        "Page ops@example.org if the backup fails", tags=["ops"], redact=True
+    )
+    memory = await ann.get(receipt.id, after=receipt.seq)
+    assert memory["content"] == "Page [REDACTED:email] if the backup fails"
+    rows = await ann.rejections()
+    assert rows and rows[-1]["law"] == rows[-1]["check"] == "no-private-data"
