@@ -34,6 +34,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     ],
     "recall": ["--sizes", "5000", "--queries", "50"],
     "duckdb": ["--rows", "10000", "--small", "500"],
+    "rollback": ["--memories", "400", "--edits", "1", "--versions", "20"],
 }  # fmt: skip
 #: Preferred order (anything else follows alphabetically).
 ORDER = ("ingest", "recall", "duckdb")

@@ -497,7 +497,8 @@ class SwarmClient:
         return await self._decide("deny", proposal, reason)
 
     async def _decide(self, op: str, proposal: str, reason: str | None) -> dict[str, Any]:
-        body = {"proposal": proposal, "reason": reason, "requester": self.agent}
+        # A rollback's approval appends one change per memory it restores: allow time.
+        body = {"proposal": proposal, "reason": reason, "requester": self.agent, "timeout": 300}
         result: dict[str, Any] = await self._request(op, body)
         return result
 

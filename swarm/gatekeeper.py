@@ -355,6 +355,10 @@ class GateWorker:
             if state is None:
                 raise NotFound(f"no proposal {proposal}")
             if state.decided is not None:
+                if state.decided.by == principal and state.status == (
+                    "approved" if approve else "denied"
+                ):
+                    return state.row()  # a retry of this very decision: the same answer
                 raise SwarmError(
                     f"proposal {proposal} is already {state.status} (by {state.decided.by})"
                 )
@@ -449,8 +453,14 @@ class GateWorker:
         entries: list[Entry] = []
         adopt: list[tuple[MemoryRestored, MemoryDoc]] = []
         verdict = Verdict(law_set=self.gate.laws.version, approved_by=principal)
-        for mid in touched:
-            doc, versions = await self._versions(mid)
+        limit = asyncio.Semaphore(64)  # histories are read concurrently: round trips overlap
+
+        async def versions_of(mid: str) -> tuple[MemoryDoc, list[Version]]:
+            async with limit:
+                return await self._versions(mid)
+
+        histories = await asyncio.gather(*(versions_of(mid) for mid in touched))
+        for mid, (doc, versions) in zip(touched, histories, strict=True):
             if not versions:
                 continue
             current = versions[-1].state

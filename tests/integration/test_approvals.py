@@ -102,6 +102,9 @@ async def test_a_held_forget_waits_for_approval_then_takes_effect(nats_url, swar
         assert await alice.approvals() == []
         with pytest.raises(SwarmError, match="already approved"):
             await alice.deny(held.proposal)
+        # A retried approval by the same principal gets the same answer, nothing new.
+        again = await alice.approve(held.proposal)
+        assert again["event_seq"] == row["event_seq"] and again["status"] == "approved"
 
         types = await log_types(svc)
         assert types == [
