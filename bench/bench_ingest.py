@@ -67,6 +67,7 @@ from bench.common import (
     machine_info,
     metric_table,
     quiet_logs,
+    read_log,
     summary,
     which,
 )
@@ -428,15 +429,8 @@ async def rebuild(url: str, work: Path) -> dict[str, Any]:
     try:
         log = JetStreamLog(nc, Subjects(SWARM))
         last = await log.last_seq()
-
-        async def read_all() -> int:
-            n = 0
-            async for batch in log.read(start_seq=1, batch=1000):
-                n += len(batch)
-            return n
-
         start = time.perf_counter()
-        read = await with_deadline(read_all(), 120, "raw log read")
+        read = await with_deadline(read_log(log), 120, "raw log read")
         read_s = time.perf_counter() - start
         if read != last:
             raise RuntimeError(f"raw read got {read} messages, the log holds {last}")

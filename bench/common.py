@@ -47,6 +47,7 @@ __all__ = [
     "machine_info",
     "percentile",
     "quiet_logs",
+    "read_log",
     "render_table",
     "summary",
 ]
@@ -125,6 +126,15 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
     sep = "-+-".join("-" * w for w in widths)
     return "\n".join([line(list(headers), header=True), sep, *(line(r) for r in body)])
+
+
+async def read_log(log: Any, batch: int = 1000) -> int:
+    """The floor of a replay: a raw ordered consumer read of a swarm's whole LOG
+    (``JetStreamLog.read``, nothing decoded). Returns the messages read."""
+    n = 0
+    async for messages in log.read(start_seq=1, batch=batch):
+        n += len(messages)
+    return n
 
 
 # -- environment ----------------------------------------------------------------------------

@@ -35,6 +35,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "recall": ["--sizes", "5000", "--queries", "50"],
     "duckdb": ["--rows", "10000", "--small", "500"],
     "rollback": ["--memories", "400", "--edits", "1", "--versions", "20"],
+    "tracing": ["--events", "1500", "--rounds", "2", "--warmup", "50"],
+    "replay": ["--events", "5000", "--recall-memories", "1000", "--queries", "30"],
 }  # fmt: skip
 #: Preferred order (anything else follows alphabetically).
 ORDER = ("ingest", "recall", "duckdb")

@@ -550,7 +550,10 @@ async def status(ctx: Ctx, data_dir: str | None) -> None:
     data = await read(ctx, data_dir, lambda client: client.status(), lambda r: r.status())
 
     def human(d: dict[str, Any]) -> str:
-        return "\n".join(f"{k:<18} {v}" for k, v in d.items())
+        def text(v: Any) -> str:  # an offline copy's replay manifest is a dict
+            return ", ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else str(v)
+
+        return "\n".join(f"{k:<18} {text(v)}" for k, v in d.items() if v is not None)
 
     emit(ctx, data, human)
 
@@ -560,18 +563,22 @@ def _register_groups() -> None:
     from cli.approvals import make_approvals, register_law_reads  # noqa: PLC0415
     from cli.audit import audit  # noqa: PLC0415
     from cli.bundle import register_bundle_commands  # noqa: PLC0415
+    from cli.cluster import cluster  # noqa: PLC0415
     from cli.laws import laws  # noqa: PLC0415
     from cli.replay import replay  # noqa: PLC0415
     from cli.rollback import rollback  # noqa: PLC0415
+    from cli.top import make_top  # noqa: PLC0415
 
     register_law_reads(laws, connection_options, emit)
     register_bundle_commands(main, connection_options, emit)
     main.add_command(agents)
     main.add_command(make_approvals(connection_options, emit))
     main.add_command(audit)
+    main.add_command(cluster)
     main.add_command(rollback)
     main.add_command(laws)
     main.add_command(replay)
+    main.add_command(make_top(connection_options))
 
 
 _register_groups()

@@ -30,7 +30,8 @@ def _human(summary: ReplaySummary) -> str:
         [
             f"replayed swarm {summary.swarm} up to seq {summary.seq} into {summary.into}",
             f"  {summary.events:,} events in {summary.seconds:.1f} s "
-            f"({summary.rate:,.0f} events/s{resumed}); {summary.memories:,} memories",
+            f"({summary.rate:,.0f} events/s{resumed}); {summary.memories:,} "
+            + ("memory" if summary.memories == 1 else "memories"),
             f"  duckdb   {summary.duckdb}",
             f"  lancedb  {summary.lancedb}",
             f"  read it  swarm get ID --data {summary.into} --name {summary.swarm}",

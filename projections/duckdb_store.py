@@ -856,6 +856,16 @@ class DuckStore:
             "pending_approvals": awaiting,
         }
 
+    def ingest_counts(self) -> tuple[int, dict[str, int]]:
+        """Memory events applied, and recorded refusals per law or built-in check (most
+        frequent first)."""
+        with self._reader("ingest_counts") as cur:
+            accepted = _one(cur, "SELECT count(*) FROM events WHERE \"type\" LIKE 'memory.%'")
+            refused = cur.execute(
+                'SELECT "check", count(*) AS n FROM rejections GROUP BY 1 ORDER BY n DESC, 1'
+            ).fetchall()
+        return int(accepted[0]) if accepted else 0, {str(c): int(n) for c, n in refused}
+
     def table_digest(self) -> dict[str, str]:
         """Per table, an md5 over its rows in key order (checkpoints without ``updated_at``).
 

@@ -79,6 +79,8 @@ _META_EMBEDDER = b"swarm.embedder"
 _META_DIM = b"swarm.dim"
 _META_SCHEMA = b"swarm.recall_schema"
 _WORD_RE = re.compile(r"\w")
+#: The most full-text rows one search asks LanceDB for while completing tied scores.
+_MAX_FTS_FETCH = 200_000
 _MIRROR_COLUMNS = [
     "id",
     "content",
@@ -127,6 +129,12 @@ def _schema(embedder: Embedder) -> pa.Schema:
             _META_SCHEMA: _SCHEMA_VERSION.encode(),
         },
     )
+
+
+def _settled(hits: Sequence[tuple[str, float]], n: int, raw: Sequence[tuple[str, float]]) -> bool:
+    """Whether the top ``n`` of ``hits`` cannot change with more rows: its n-th score
+    is above every score LanceDB left out (all of which are at most ``raw``'s lowest)."""
+    return len(hits) >= n and hits[n - 1][1] > min(score for _, score in raw)
 
 
 def _sql(value: str) -> str:
@@ -678,10 +686,17 @@ class LanceRecall:
         scores = m.vecs[:size] @ qvec
         scores[~mask[:size]] = -np.inf
         n = min(n, size)
-        top = np.argpartition(-scores, n - 1)[:n] if n < size else np.arange(size)
-        hits = [(m.ids[p], float(scores[p])) for p in top.tolist() if scores[p] > 0.0]
+        if n < size:
+            # Every row scoring at least the n-th best, ties included, then the first n
+            # by (score, id): the same hits whatever order the rows are held in.
+            kth = np.partition(scores, size - n)[size - n]
+            top = np.flatnonzero(scores >= max(kth, np.float32(0.0)))
+        else:
+            top = np.arange(size)
+        top = top[scores[top] > 0.0]
+        hits = [(m.ids[p], float(scores[p])) for p in top.tolist()]
         hits.sort(key=lambda h: (-h[1], h[0]))  # ties broken by id: stable results
-        return hits
+        return hits[:n]
 
     def _text_hits(
         self,
@@ -691,14 +706,30 @@ class LanceRecall:
         filters: _Filters,
         selective: bool,
     ) -> list[tuple[str, float]]:
-        """BM25 top-``n`` visible hits as (id, score)."""
+        """BM25 top-``n`` visible hits as (id, score), best first, ties broken by id."""
         if not selective:
             fetch = max(4 * n, 200)
             raw = self._fts(query, fetch, None)
             hits = self._visible(raw, mask)
-            if len(hits) >= n or len(raw) < fetch:
+            if len(raw) < fetch or (len(hits) >= n and _settled(hits, n, raw)):
                 return hits[:n]
-        return self._visible(self._fts(query, n, self._where(*filters)), mask)[:n]
+            if len(hits) >= n:  # enough, but ties straddle LanceDB's limit: ask for more
+                return self._complete_text_hits(query, n, mask, None, 4 * fetch)
+        return self._complete_text_hits(query, n, mask, self._where(*filters), n)
+
+    def _complete_text_hits(
+        self, query: str, n: int, mask: npt.NDArray[np.bool_], where: str | None, limit: int
+    ) -> list[tuple[str, float]]:
+        """LanceDB returns an arbitrary subset of the rows tied at its limit (a
+        different one from call to call), so the limit grows until the n-th hit
+        scores above the lowest score returned: then every row that could be in the
+        top n is here, and (score, id) orders them the same way every time."""
+        while True:
+            raw = self._fts(query, limit, where)
+            hits = self._visible(raw, mask)
+            if len(raw) < limit or _settled(hits, n, raw) or limit >= _MAX_FTS_FETCH:
+                return hits[:n]
+            limit *= 4
 
     def _visible(
         self, raw: list[tuple[str, float]], mask: npt.NDArray[np.bool_]

@@ -63,7 +63,8 @@ class OfflineReader:
         try:
             self.store = DuckStore(duck_path, read_only=True)
         except StoreError as err:
-            if "in use" not in str(err):
+            # Another process: "in use" (a file lock); this one: "different configuration".
+            if "in use" not in str(err) and "different configuration" not in str(err):
                 raise
             raise StoreError(
                 f"{duck_path} is open in a running service (DuckDB allows one process per "
@@ -141,6 +142,7 @@ class OfflineReader:
         """As ``SwarmClient.status``; what only the log knows (its end, the inbox) is None."""
         projected = self.store.checkpoint()
         counts = self.store.counts()
+        accepted, refusals = self.store.ingest_counts()
         return {
             "swarm": self.swarm,
             "log_seq": None,
@@ -151,6 +153,12 @@ class OfflineReader:
             "rejected": self.store.checkpoint("rejections"),
             "inbox": None,
             "pending_approvals": counts["pending_approvals"],
+            "lag_seconds": None,
+            "proposed": None,
+            "accepted": accepted,
+            "rejections_by_law": refusals,
+            "recall_latency_ms": None,
+            "stream_bytes": None,
             "data": str(self.data_dir),
             "replay": self.manifest,
         }

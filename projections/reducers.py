@@ -126,6 +126,11 @@ def system_event_row(seq: int, record: SystemRecord, trace_id: str | None) -> di
     }
 
 
+def _flags_json(record: LogRecord) -> str:
+    flags = record.verdict.flags
+    return json.dumps([r.model_dump() for r in flags]) if flags else "[]"
+
+
 def fold(
     records: Iterable[tuple[int, LogRecord | SystemRecord, str | None]],
     known: Mapping[str, Projected],
@@ -138,6 +143,7 @@ def fold(
     (laws, proposals) only add an ``events`` row: they change no memory.
     """
     out = Folded()
+    last_seq_of: dict[str, int] = {}
     for seq, record, trace_id in records:
         out.last_seq = max(out.last_seq, seq)
         if not isinstance(record, LogRecord):
@@ -155,7 +161,7 @@ def fold(
                 "at": event.at,
                 "accepted_at": record.accepted_at,
                 "law_set": record.verdict.law_set,
-                "flags": json.dumps([r.model_dump() for r in record.verdict.flags]),
+                "flags": _flags_json(record),
                 "payload": event.model_dump_json(),
                 "trace_id": trace_id,
             }
@@ -185,5 +191,9 @@ def fold(
                     "state": json.dumps(state.as_dict()),
                 }
             )
+        last_seq_of[mid] = seq
+    # One save per memory per batch (not per event): the last state is the one kept.
+    for mid, seq in last_seq_of.items():
+        doc = out.touched[mid].doc
         out.docs[mid] = {"memory_id": mid, "doc": doc.save(), "heads": doc.heads(), "seq": seq}
     return out

@@ -39,10 +39,19 @@ from swarm.codec import decode_log_entry
 from swarm.embed import Embedder, load_embedder
 from swarm.errors import ConfigError, SchemaError, StoreError
 from swarm.events import LogRecord, utcnow
-from swarm.jetstream import JetStreamLog
+from swarm.identity import Credentials
+from swarm.jetstream import JetStreamLog, connect
+from swarm.subjects import Subjects
 from swarm.timeline import AsOf, last_seq_at
 
-__all__ = ["MANIFEST", "ReplaySummary", "read_manifest", "replay", "resolve_until"]
+__all__ = [
+    "MANIFEST",
+    "ReplaySummary",
+    "read_manifest",
+    "replay",
+    "replay_from",
+    "resolve_until",
+]
 
 MANIFEST = "replay.json"
 FORMAT = "swarm-replay"
@@ -230,3 +239,21 @@ async def replay(
         seconds=round(seconds, 3),
         rate=round(events / seconds, 1) if seconds > 0 else 0.0,
     )
+
+
+async def replay_from(
+    url: str,
+    into: str | Path,
+    *,
+    swarm: str = "default",
+    until: AsOf | None = None,
+    credentials: Credentials | None = None,
+    progress: Progress | None = None,
+) -> ReplaySummary:
+    """:func:`replay` over a connection of its own to ``url`` (admin ``credentials``
+    once the swarm has registered agents)."""
+    nc = await connect(url, name=f"swarm-replay:{swarm}", credentials=credentials)
+    try:
+        return await replay(JetStreamLog(nc, Subjects(swarm)), into, until=until, progress=progress)
+    finally:
+        await nc.close()

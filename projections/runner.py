@@ -24,12 +24,13 @@ from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanContext, SpanKind
 
 from projections.duckdb_store import DuckStore, ProjectionBatch
 from projections.lance import LanceRecall
 from projections.reducers import Folded, Projected, fold, recall_row, unreadable_row
 from projections.snapshots import RECALL_CHUNK, RecallSnapshots, fill_recall
-from swarm import telemetry
+from swarm import metrics, telemetry
 from swarm.api import wait_until
 from swarm.auth import ADMIN
 from swarm.codec import decode_log_entry
@@ -106,6 +107,7 @@ class Projector:
         #: Rebuilding: no reader to serve, so LanceDB is filled once at the end (rebuild).
         self._defer_recall = False
         self._snapshots = snapshots
+        self.swarm = log.subjects.swarm if log is not None else None
         self.batches = 0
 
     @property
@@ -177,7 +179,8 @@ class Projector:
         # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
         # commit fails the rows are simply written again when the batch is retried.
         if self._recall_base >= high:  # LanceDB holds everything before this batch
-            self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
+            with telemetry.store_write("lancedb", self.swarm, rows=len(folded.memories)):
+                self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
             self._recall_base = folded.last_seq
             self._signal_visible(folded.last_seq)
             # DuckDB holds the GIL through its statements; readers already waiting for
@@ -202,16 +205,20 @@ class Projector:
             memories.update(folded.memories)
             for mid, row in folded.docs.items():
                 docs[mid] = {**row, "version": folded.touched[mid].version}
-        self.store.apply(
-            ProjectionBatch(
-                last_seq=last.last_seq,
-                events=[e for f in pending for e in f.events],
-                memories=list(memories.values()),
-                versions=[v for f in pending for v in f.versions],
-                docs=list(docs.values()),
-                records=[r for f in pending for r in f.records],
+        try:
+            self.store.apply(
+                ProjectionBatch(
+                    last_seq=last.last_seq,
+                    events=[e for f in pending for e in f.events],
+                    memories=list(memories.values()),
+                    versions=[v for f in pending for v in f.versions],
+                    docs=list(docs.values()),
+                    records=[r for f in pending for r in f.records],
+                )
             )
-        )
+        except BaseException:
+            self._pending = pending + self._pending  # still staged: a retry commits them
+            raise
         if self._defer_recall:
             return last.last_seq
         with self._recent_lock:
@@ -372,6 +379,7 @@ class Projector:
         log.info("projector_started", swarm=s.swarm, from_seq=self.store.checkpoint() + 1)
         last_msg = None
         staged_since = 0.0
+        traced: list[SpanContext] = []  # the staged batches' spans, for the commit's
         try:
             while not stop.is_set():
                 wait = (
@@ -396,11 +404,17 @@ class Projector:
                         )
                         for m in msgs
                     ]
-                    ctx = telemetry.extract(stored[-1].headers)
+                    ctx, links = telemetry.batch_parent([m.headers for m in stored])
                     with telemetry.tracer.start_as_current_span(
-                        "projector.apply", context=ctx, attributes={"swarm.batch": len(stored)}
-                    ):
+                        "projector.apply",
+                        context=ctx,
+                        links=links,
+                        kind=SpanKind.CONSUMER,
+                        attributes={"swarm.batch": len(stored)},
+                    ) as span:
                         await asyncio.to_thread(self.stage, stored)
+                    traced.append(span.get_span_context())
+                    metrics.projector_batch(s.swarm, len(stored))
                     if last_msg is None:
                         staged_since = time.monotonic()
                     last_msg = msgs[-1]
@@ -408,10 +422,10 @@ class Projector:
                 if last_msg is not None and (not msgs or due or self.pending_events >= self.batch):
                     # Group commit: one DuckDB transaction for everything staged, then
                     # the log is acknowledged (AckAll) up to the last message.
-                    await self._commit_and_ack(last_msg)
+                    await self._commit_and_ack(last_msg, traced)
                     last_msg = None
             if last_msg is not None:  # a clean stop commits what it staged
-                await self._commit_and_ack(last_msg)
+                await self._commit_and_ack(last_msg, traced)
         except BaseException:
             await asyncio.to_thread(self.discard_staged)
             raise
@@ -419,8 +433,11 @@ class Projector:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def _commit_and_ack(self, last_msg: Msg) -> None:
-        seq = await asyncio.to_thread(self.commit)
+    async def _commit_and_ack(self, last_msg: Msg, traced: list[SpanContext]) -> None:
+        # Traced in the trace of each staged batch (``traced``, emptied after).
+        with telemetry.store_write("duckdb", self.swarm, parents=traced, batches=len(traced)):
+            seq = await asyncio.to_thread(self.commit)
+        traced.clear()
         await last_msg.ack()
         self.batches += 1
         await self._notify(seq)
@@ -607,3 +624,6 @@ class Projector:
 
     async def counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.store.counts)
+
+    async def ingest_counts(self) -> tuple[int, dict[str, int]]:
+        return await asyncio.to_thread(self.store.ingest_counts)

@@ -21,6 +21,7 @@ import structlog
 from projections.duckdb_store import DuckStore
 from projections.lance import LanceRecall
 from projections.runner import Projector
+from swarm import metrics
 from swarm.api import ReadApi
 from swarm.codec import decode_rejection
 from swarm.embed import Embedder, load_embedder
@@ -125,6 +126,8 @@ class SwarmService:
             self.projector = Projector(self.log, self.store, recall, batch=self.projector_batch)
             self._spawn(self.projector.run(self._stop), "projector")
             self._spawn(self._project_rejections(), "rejections")
+            if metrics.enabled():  # stream sizes and lag for the gauges
+                self._spawn(metrics.watch(self.log, self.projector, self._stop), "metrics")
         self.api = ReadApi(self.log, self.projector, self.gate)
         await self.api.start()
         log.info(

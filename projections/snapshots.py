@@ -45,7 +45,7 @@ __all__ = ["RECALL_CHUNK", "RecallSnapshots", "fill_recall"]
 log = structlog.get_logger(__name__)
 
 #: Rows per LanceDB write when recall is filled from DuckDB (catch-up and snapshots).
-RECALL_CHUNK = 5000
+RECALL_CHUNK = 20_000
 _READY = "READY"
 
 
@@ -202,12 +202,17 @@ class RecallSnapshots:
         self._trim_disk(keep_also=seq)
 
     def _trim_disk(self, keep_also: int) -> None:
-        with self._lock:
-            in_use = set(self._open) | {keep_also}
+        """Drop the least recently used snapshots beyond ``keep`` (not those being read)."""
         on_disk = self.cached()
         for seq in on_disk[: max(0, len(on_disk) - self.keep)]:
-            if seq not in in_use:
-                shutil.rmtree(self.path(seq), ignore_errors=True)
+            with self._lock:
+                entry = self._open.get(seq)
+                busy = seq in self._building or (entry is not None and entry.users > 0)
+                if seq == keep_also or busy:
+                    continue
+                if entry is not None:
+                    self._open.pop(seq).recall.close()
+            shutil.rmtree(self.path(seq), ignore_errors=True)
 
     def close(self) -> None:
         """Close the open snapshots (their directories stay, for the next start)."""

@@ -37,6 +37,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,8 +45,9 @@ from typing import Any, Protocol
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from opentelemetry.trace import SpanKind
 
-from swarm import telemetry
+from swarm import metrics, telemetry
 from swarm.auth import ADMIN, may_answer_to
 from swarm.errors import ConfigError, NotFound, SwarmError, Timeout
 from swarm.events import RollbackSpec, parse_time
@@ -118,6 +120,8 @@ class Views(Protocol):
 
     async def counts(self) -> dict[str, int]: ...
 
+    async def ingest_counts(self) -> tuple[int, dict[str, int]]: ...
+
     async def audit(
         self, *, agent: str | None, since_seq: int, since_time: str | None, limit: int
     ) -> list[dict[str, Any]]: ...
@@ -183,13 +187,21 @@ class ReadApi:
     async def _handle(self, msg: Msg) -> None:
         op, requester = self.log.subjects.parse_api(msg.subject) or ("?", "?")
         ctx = telemetry.extract(msg.headers)
-        with telemetry.tracer.start_as_current_span(f"api.{op}", context=ctx):
+        started = time.perf_counter()
+        with telemetry.tracer.start_as_current_span(
+            f"api.{op}",
+            context=ctx,
+            kind=SpanKind.SERVER,
+            attributes=telemetry.attrs(requester=requester),
+        ):
             try:
                 request = json.loads(msg.data or b"{}")
                 if not isinstance(request, dict):
                     raise SwarmError("a request must be a JSON object")
                 request["requester"] = requester  # the subject's, which the server enforces
                 result = await self._run(op, request)
+                if op == "recall":
+                    metrics.recall_answered(self.log.subjects.swarm, time.perf_counter() - started)
                 body: dict[str, Any] = {"ok": True, "result": result}
             except SwarmError as err:
                 body = {"ok": False, "error": {"type": type(err).__name__, "message": str(err)}}
@@ -236,6 +248,11 @@ class ReadApi:
         wait = min(float(req.get("timeout", 10.0)), MAX_WAIT)
         if after is not None:
             await views.wait_for(int(after), wait)
+        if op == "tail" and after is None:
+            # A tail shows the log as it is now: let the projection reach its end first
+            # (bounded: a busy log still answers, with what is projected).
+            with contextlib.suppress(Timeout):
+                await views.wait_for(await self.log.last_seq(), min(wait, 5.0), durable=True)
         if op in ("history", "tail", "memories"):
             # History reads DuckDB's version table: let everything readers can already
             # see be committed first, so history never lags a `get` made just before.
@@ -309,22 +326,30 @@ class ReadApi:
 
     async def _status(self, views: Views) -> dict[str, Any]:
         s = self.log.subjects
-        log_seq = await self.log.last_seq()
         # Let an in-flight commit land, so the counts agree with projected_seq.
         with contextlib.suppress(Timeout):
             await views.wait_for(views.visible_seq, 5.0, durable=True)
         projected = views.projected_seq
+        vitals = await metrics.log_vitals(self.log, projected)
         counts = await views.counts()
+        accepted, refusals = await views.ingest_counts()
         return {
             "swarm": s.swarm,
-            "log_seq": log_seq,
+            "log_seq": vitals.log_seq,
             "projected_seq": projected,
-            "lag": max(0, log_seq - projected),
+            "lag": vitals.lag,
             "memories": counts.get("memories", 0),
             "forgotten": counts.get("forgotten", 0),
-            "rejected": await self.log.last_seq(s.rejected_stream),
-            "inbox": await self.log.message_count(s.inbox_stream),
+            "rejected": vitals.rejected,
+            "inbox": vitals.inbox,
             "pending_approvals": counts.get("pending_approvals", 0),
+            # The same numbers as the metrics (swarm.metrics), for `swarm status` / `top`:
+            "lag_seconds": vitals.lag_seconds,
+            "proposed": vitals.proposed,
+            "accepted": accepted,
+            "rejections_by_law": refusals,
+            "recall_latency_ms": metrics.recall_percentiles(s.swarm),
+            "stream_bytes": vitals.stream_bytes,
         }
 
     async def _gate_op(self, op: str, req: dict[str, Any], requester: str | None) -> Any:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from opentelemetry.trace import SpanKind
 
 from swarm import telemetry
 from swarm.auth import inbox_prefix
@@ -298,14 +299,11 @@ class SwarmClient:
             f"swarm.{event.type_name}",
             attributes=telemetry.attrs(event_id=event.id, memory_id=memory_id),
         ):
-            headers = telemetry.inject({REPLY_HEADER: self._reply})
             for attempt in range(3):
                 fut: asyncio.Future[dict[str, Any]] = loop.create_future()
                 self._waiting[event.id] = fut
                 try:
-                    await self.log.propose(
-                        self.agent, self.instance, data, event_id=event.id, headers=headers
-                    )
+                    await self._publish(data, event.id)
                     answer = await asyncio.wait_for(fut, self.timeout)
                     break
                 except (TimeoutError, Timeout):
@@ -347,6 +345,15 @@ class SwarmClient:
             flags=tuple(answer.get("flags") or ()),
         )
 
+    async def _publish(self, data: bytes, event_id: str) -> None:
+        """Propose to this instance's inbox in a producer span that the gate continues
+        (its context travels in the message's ``traceparent`` header)."""
+        with telemetry.tracer.start_as_current_span("inbox.publish", kind=SpanKind.PRODUCER):
+            headers = telemetry.inject({REPLY_HEADER: self._reply})
+            await self.log.propose(
+                self.agent, self.instance, data, event_id=event_id, headers=headers
+            )
+
     async def _on_receipt(self, msg: Msg) -> None:
         try:
             answer = json.loads(msg.data)
@@ -359,6 +366,12 @@ class SwarmClient:
     # -- reads ----------------------------------------------------------------------------
 
     async def _request(self, op: str, body: dict[str, Any]) -> Any:
+        """One read request in a client span ``swarm.<op>``, which the service's
+        ``api.<op>`` span continues."""
+        with telemetry.tracer.start_as_current_span(f"swarm.{op}", kind=SpanKind.CLIENT):
+            return await self._ask(op, body)
+
+    async def _ask(self, op: str, body: dict[str, Any]) -> Any:
         """One read request (reads are idempotent).
 
         Rides out a service restart: "no responders" and a lost answer are retried

@@ -34,7 +34,7 @@ import structlog
 from nats.aio.msg import Msg
 from opentelemetry import trace
 
-from swarm import telemetry
+from swarm import metrics, telemetry
 from swarm.approvals import Decision, ProposalBook, ProposalState, authorise
 from swarm.auth import may_answer_to
 from swarm.chain import Head, digest, link
@@ -99,6 +99,7 @@ class _Item:
     held: Held | None = None
     waiting: ProposalState | None = None  # an earlier proposal of this event, still pending
     related: tuple[Related, ...] = ()
+    span: trace.SpanContext | None = None  # its gate.check span, parent of its log.append
 
 
 class GateWorker:
@@ -213,6 +214,8 @@ class GateWorker:
                 if time.monotonic() >= next_expiry_check:
                     await self.expire()
                     next_expiry_check = time.monotonic() + 1.0
+                    pending = len(self.proposals.pending())
+                    metrics.observe(metrics.APPROVALS_PENDING, pending, swarm=self.gate.swarm)
         except Closed:
             return
         finally:
@@ -220,6 +223,7 @@ class GateWorker:
                 await sub.unsubscribe()
 
     async def process(self, msgs: list[Msg]) -> None:
+        started = time.perf_counter()
         async with self._lock:
             registry = await self._registry(msgs)
             items = [self._parse(msg, registry) for msg in msgs]
@@ -230,6 +234,7 @@ class GateWorker:
             await self._append(items)
             await self._record_rejections(items)
             await self._answer(items)
+        metrics.gate_batch(self.gate.swarm, len(msgs), time.perf_counter() - started)
 
     # -- system records: laws and proposals -------------------------------------------
 
@@ -640,8 +645,10 @@ class GateWorker:
             with telemetry.tracer.start_as_current_span(
                 "gate.check",
                 context=ctx,
+                kind=trace.SpanKind.CONSUMER,
                 attributes=telemetry.attrs(event_id=event.id, type=event.type_name),
             ) as span:
+                item.span = span.get_span_context()
                 try:
                     decision = self.gate.judge(event, history, related=item.related)
                 except Rejected as err:
@@ -670,18 +677,18 @@ class GateWorker:
             return
         s = self.log.subjects
         batch: list[Entry] = []
+        spans: list[trace.Span] = []
         for item in todo:
             assert item.accepted is not None and item.event is not None
             headers = {"Nats-Msg-Id": item.event.id, "Swarm-Type": item.event.type_name}
-            for key in ("traceparent", "tracestate"):
-                if item.msg.headers and key in item.msg.headers:
-                    headers[key] = item.msg.headers[key]
+            spans.append(telemetry.start_append(item.span, item.msg.headers, headers))
             batch.append(
                 (s.log(item.event.agent, item.event.memory_id), item.accepted.record, headers)
             )
         results = await self._append_chained(batch)
-        for item, result in zip(todo, results, strict=True):
+        for item, result, span in zip(todo, results, spans, strict=True):
             assert item.event is not None and item.accepted is not None
+            telemetry.finish_append(span, result.seq, duplicate=result.duplicate)
             mid = item.event.memory_id
             if result.seq is None:
                 log.warning("log_append_failed", event_id=item.event.id, error=str(result.error))
@@ -691,6 +698,8 @@ class GateWorker:
             item.seq, item.duplicate = result.seq, result.duplicate
             self._adopt(item.event, item.accepted.doc, result.seq)
             self.accepted += 1
+            if not result.duplicate:
+                metrics.accepted(self.gate.swarm, item.event.type_name)
 
     async def _hold(self, items: list[_Item]) -> None:
         """Write a ``proposal.opened`` record for each held event (the memory is untouched)."""
@@ -751,12 +760,14 @@ class GateWorker:
                 agent=record.agent,
                 check=record.check,
                 reason=record.reason,
+                **telemetry.log_ids(item.msg.headers),
             )
         for item, result in zip(todo, await self.log.append_many(batch), strict=True):
             if result.seq is None:  # keep it in the inbox; the verdict will be the same next time
                 item.retry = True
             else:
                 self.rejected += 1
+                metrics.rejected(self.gate.swarm, item.error.check if item.error else "unknown")
 
     async def _answer(self, items: list[_Item]) -> None:
         nc = self.log.nc

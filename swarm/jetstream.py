@@ -38,6 +38,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamInfo,
 )
 from nats.js.kv import KeyValue
 
@@ -52,12 +53,17 @@ __all__ = [
     "JetStreamLog",
     "LogSettings",
     "StoredMessage",
+    "StreamState",
     "auth_refused",
     "connect",
 ]
 
 DAY = 86_400.0
 T = TypeVar("T")
+#: Stream info is asked this many times, INFO_TIMEOUT seconds each (see _stream_info).
+INFO_ATTEMPTS, INFO_TIMEOUT = 4, 2.5
+#: How long a proposal is sent again while no stream takes it (see propose).
+NO_STREAM_WAIT = 6.0
 #: The registry key where `swarm up` records the revision its server's NATS users
 #: reflect. Not an agent: keys starting with '_' are never agent names.
 AUTH_APPLIED_KEY = "_nats_auth"
@@ -92,6 +98,13 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class StreamState:
+    messages: int
+    bytes: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
 class Appended:
     """The outcome of one pipelined append: a sequence, or the error."""
 
@@ -117,10 +130,13 @@ async def connect(
 ) -> NATS:
     """Connect with unlimited reconnects (nats.py's default gives up after ~2 min).
 
-    ``credentials`` log in as that key's nkey user (see :mod:`swarm.auth`);
-    ``inbox_prefix`` is where this connection's replies arrive (an agent may only
-    subscribe to its own). A refused login is a ConnectionFailed at once; a
-    connection the server stops admitting later (its key revoked) is closed.
+    ``url`` may list several servers of a cluster, comma-separated
+    (``nats://a:4222,nats://b:4222``): the client connects to any that answers and
+    moves to another when its server goes. ``credentials`` log in as that key's
+    nkey user (see :mod:`swarm.auth`); ``inbox_prefix`` is where this connection's
+    replies arrive (an agent may only subscribe to its own). A refused login is a
+    ConnectionFailed at once; a connection the server stops admitting later (its key
+    revoked) is closed.
     """
     nc = NATS()
     refused, admitted = asyncio.Event(), asyncio.Event()
@@ -143,9 +159,10 @@ async def connect(
         options["inbox_prefix"] = inbox_prefix
     # Unlimited reconnects also make the *first* connect retry forever, so it
     # gets its own deadline: an unreachable server is an error, not a hang.
+    servers = [part.strip() for part in url.split(",") if part.strip()]
     attempt = asyncio.ensure_future(
         nc.connect(
-            url,
+            servers,
             name=name,
             max_reconnect_attempts=-1,
             allow_reconnect=True,
@@ -234,6 +251,7 @@ class JetStreamLog:
     def __init__(self, nc: NATS, subjects: Subjects, settings: LogSettings | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=10.0)
+        self._js_info: JetStreamContext = nc.jetstream(timeout=INFO_TIMEOUT)
         self.subjects = subjects
         self.settings = settings or LogSettings()
         self._agents_kv: KeyValue | None = None
@@ -287,7 +305,7 @@ class JetStreamLog:
         for config in self._configs():
             assert config.name is not None
             try:
-                info = await self.js.stream_info(config.name)
+                info = await self._stream_info(config.name)
             except nats.js.errors.NotFoundError:
                 await self._call(self.js.add_stream(config), f"create stream {config.name}")
                 continue
@@ -295,6 +313,18 @@ class JetStreamLog:
             current = info.config.num_replicas or 1
             wanted = config.evolve(num_replicas=max(current, config.num_replicas or 1))
             await self._call(self.js.update_stream(wanted), f"update stream {config.name}")
+
+    async def _stream_info(self, name: str, subjects_filter: str | None = None) -> StreamInfo:
+        """A stream's info, asked again when unanswered (raw nats errors: wrap in _call).
+
+        On a cluster, a stream that lost its leader (a node gone, or the cluster just
+        restarted) answers nobody until it has elected another, a few seconds, and a
+        request sent meanwhile is dropped: a short wait, then ask again.
+        """
+        for _ in range(INFO_ATTEMPTS - 1):
+            with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
+                return await self._js_info.stream_info(name, subjects_filter=subjects_filter)
+        return await self._js_info.stream_info(name, subjects_filter=subjects_filter)
 
     async def _call(self, aw: Awaitable[T], what: str) -> T:
         try:
@@ -356,7 +386,7 @@ class JetStreamLog:
         await self._agents()
         bucket = self.subjects.agents_bucket
         info = await self._call(
-            self.js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>"),
+            self._stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>"),
             "read the registry",
         )
         prefix = f"$KV.{bucket}."
@@ -454,18 +484,33 @@ class JetStreamLog:
 
         No inbox dedup id: a retried proposal must reach the gate again, which
         recognises the event id and answers with the original receipt.
+
+        While no stream takes it (a cluster electing the INBOX's leader after losing
+        a node, for a few seconds) it is sent again for up to ``NO_STREAM_WAIT``
+        seconds: nothing was stored, so nothing is doubled.
         """
         hdrs = {"Swarm-Event-Id": event_id, **headers}
-        ack = await self._call(
-            self.js.publish(
-                self.subjects.inbox(agent, instance),
-                data,
-                headers=hdrs,
-                timeout=self.settings.ack_timeout,
-            ),
-            "accept the proposal into the inbox",
-        )
-        return int(ack.seq)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NO_STREAM_WAIT
+        while True:
+            try:
+                ack = await self._call(
+                    self.js.publish(
+                        self.subjects.inbox(agent, instance),
+                        data,
+                        headers=hdrs,
+                        timeout=self.settings.ack_timeout,
+                    ),
+                    "accept the proposal into the inbox",
+                )
+                return int(ack.seq)
+            except nats.js.errors.NoStreamResponseError:
+                if loop.time() >= deadline:
+                    raise ConnectionFailed(
+                        f"no stream takes proposals for swarm {self.subjects.swarm!r}: is "
+                        "`swarm up` running for it?"
+                    ) from None
+                await asyncio.sleep(0.2)
 
     async def append_many(
         self, items: Sequence[tuple[str, bytes, Mapping[str, str]]]
@@ -545,12 +590,26 @@ class JetStreamLog:
 
     async def last_seq(self, stream: str | None = None) -> int:
         name = stream or self.subjects.log_stream
-        info = await self._call(self.js.stream_info(name), "read the stream state")
+        info = await self._call(self._stream_info(name), "read the stream state")
         return int(info.state.last_seq)
 
     async def message_count(self, stream: str) -> int:
-        info = await self._call(self.js.stream_info(stream), "read the stream state")
+        info = await self._call(self._stream_info(stream), "read the stream state")
         return int(info.state.messages)
+
+    async def stream_state(self, stream: str) -> StreamState:
+        """Messages, bytes and last sequence of one stream (one request)."""
+        info = await self._call(self.js.stream_info(stream), "read the stream state")
+        state = info.state
+        return StreamState(int(state.messages), int(state.bytes), int(state.last_seq))
+
+    async def stored_at(self, seq: int) -> datetime | None:
+        """When the LOG stored the entry at ``seq`` (None: no such entry)."""
+        try:
+            raw = await self.js.get_msg(self.subjects.log_stream, seq, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return raw.time
 
     async def event_id_at(self, seq: int) -> str | None:
         """The event id (Nats-Msg-Id) of the LOG message at ``seq``, if there is one."""
@@ -682,11 +741,16 @@ class JetStreamLog:
     ) -> list[Msg]:
         """Up to ``batch`` messages; [] when none arrive in ``timeout``.
 
-        Raises :class:`Closed` once the connection is closing.
+        Also [] (after ``timeout``) while the consumer has no leader to answer: a
+        cluster electing one after losing a node; the durable consumer carries on
+        once it has. Raises :class:`Closed` once the connection is closing.
         """
         try:
             return await sub.fetch(batch, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):
+            return []
+        except nats.js.errors.ServiceUnavailableError:
+            await asyncio.sleep(timeout)
             return []
         except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
             raise Closed from None

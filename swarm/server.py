@@ -15,6 +15,9 @@ import socket
 import subprocess
 import sysconfig
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -22,7 +25,7 @@ import structlog
 
 from swarm.errors import ServerError
 
-__all__ = ["NatsServer", "find_nats_server", "free_port"]
+__all__ = ["ClusterSettings", "NatsServer", "find_nats_server", "free_port"]
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +62,21 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How one server joins a JetStream cluster (see :mod:`swarm.cluster`).
+
+    ``server_name`` must be unique in the cluster and stay the same across restarts
+    (JetStream's Raft groups know the server by it); ``routes`` are the other
+    servers' route URLs (``nats://host:port``); ``port`` is this server's route port.
+    """
+
+    name: str
+    server_name: str
+    port: int
+    routes: tuple[str, ...] = ()
+
+
 class NatsServer:
     """A nats-server child process with JetStream, stored under ``store_dir``.
 
@@ -78,6 +96,8 @@ class NatsServer:
         sync_interval: str = "always",
         binary: str | None = None,
         auth: str = "",
+        cluster: ClusterSettings | None = None,
+        monitor_port: int | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
@@ -85,6 +105,8 @@ class NatsServer:
         self.sync_interval = sync_interval
         self.binary = binary or find_nats_server()
         self.auth = auth
+        self.cluster = cluster
+        self.monitor_port = monitor_port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -109,9 +131,38 @@ class NatsServer:
             "jetstream {\n"
             f'  store_dir: "{store}"\n'
             f"  sync_interval: {self.sync_interval}\n"
-            "}\n" + self.auth
+            "}\n" + self._cluster_config() + self.auth
         )
         self.config_path.chmod(0o600)  # it may name users; keep it to ourselves
+
+    def _cluster_config(self) -> str:
+        lines = []
+        if self.monitor_port is not None:
+            lines.append(f"http: {self.host}:{self.monitor_port}")
+        if self.cluster is not None:
+            routes = "".join(f"    {route}\n" for route in self.cluster.routes)
+            lines += [
+                f'server_name: "{self.cluster.server_name}"',
+                "cluster {",
+                f'  name: "{self.cluster.name}"',
+                f"  listen: {self.host}:{self.cluster.port}",
+                f"  routes: [\n{routes}  ]",
+                "}",
+            ]
+        return "".join(line + "\n" for line in lines)
+
+    def healthy(self, timeout: float = 1.0) -> bool:
+        """True if the server's ``/healthz`` says it is ready: JetStream up and, in a
+        cluster, a meta leader known and every stream and consumer here current.
+        Needs ``monitor_port``."""
+        if self.monitor_port is None:
+            raise ServerError("healthy() needs the server's monitor_port")
+        url = f"http://{self.host}:{self.monitor_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as reply:
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):  # 503 (HTTPError) while not ready, or down
+            return False
 
     def start(self, timeout: float = 15.0) -> NatsServer:
         if _port_open(self.host, self.port):

@@ -27,14 +27,15 @@ def kill_leftovers() -> None:
 
 
 class UpProcess:
-    def __init__(self, *args: str, data: Path) -> None:
+    def __init__(self, *args: str, data: Path, env: dict[str, str] | None = None) -> None:
         self.args = ["up", "--data", str(data), "--json", *args]
+        self.env = env or {}
         self.proc: subprocess.Popen[str] | None = None
         self.info: dict = {}
         self.stderr_path = data / "up.stderr.log"
 
     def start(self, timeout: float = 30.0) -> UpProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SWARM_LOG_LEVEL": "warning"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SWARM_LOG_LEVEL": "warning", **self.env}
         self.stderr_path.parent.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("a") as stderr:
             self.proc = subprocess.Popen(

@@ -7,21 +7,13 @@ import random
 
 import pytest
 
-from projections.duckdb_store import DuckStore
-from projections.lance import LanceRecall
-from projections.runner import Projector
-from projections.service import store_paths
 from swarm.client import SwarmClient
-from swarm.codec import decode_log_entry
-from swarm.embed import HashingEmbedder
-from swarm.events import LogRecord
 from swarm.jetstream import JetStreamLog, connect
 from swarm.subjects import Subjects
+from tests.integration.checks import assert_projection_matches_rebuild, logged_event_ids
 from tests.integration.stack import UpProcess
 
 pytestmark = pytest.mark.integration
-
-TABLES = ("events", "memories", "memory_versions", "crdt_docs")
 
 
 async def ingest(url: str, swarm: str, total: int, accepted: list, started: asyncio.Event) -> None:
@@ -75,12 +67,7 @@ async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(nats_url, swarm_n
     nc = await connect(nats_url)
     log = JetStreamLog(nc, Subjects(swarm_name))
     # Every acknowledged event is in the log exactly once.
-    seen = []
-    system = 0  # the law records the gate writes on a first start
-    async for batch in log.read(start_seq=1):
-        entries = [decode_log_entry(m.subject, m.data) for m in batch]
-        seen.extend(e.event.id for e in entries if isinstance(e, LogRecord))
-        system += sum(1 for e in entries if not isinstance(e, LogRecord))
+    seen, system = await logged_event_ids(log)  # system: the law records of a first start
     assert len(seen) == len(set(seen))
     written = {r.event_id for r in accepted if r.event_id}  # no-op edits write no event
     assert written <= set(seen)
@@ -94,20 +81,8 @@ async def test_sigkill_mid_ingest_loses_and_duplicates_nothing(nats_url, swarm_n
     assert up.terminate() == 0
 
     # The recovered projection equals a fresh rebuild from the log.
-    duck_path, lance_path = store_paths(data, swarm_name)
-    live = DuckStore(duck_path)
-    fresh_dir = tmp_path / "fresh"
-    fresh_dir.mkdir()
-    fresh = DuckStore(fresh_dir / "state.duckdb")
-    fresh_recall = LanceRecall(fresh_dir / "recall", HashingEmbedder())
-    await Projector(log, fresh, fresh_recall).rebuild()
-    assert fresh.checkpoint() == live.checkpoint() == last
-    live_digest, fresh_digest = live.table_digest(), fresh.table_digest()
-    for table in TABLES:
-        assert live_digest[table] == fresh_digest[table], table
-    assert live.counts()["events"] == len(seen) + system
-    live_recall = LanceRecall(lance_path, HashingEmbedder())
-    assert live_recall.count() == fresh_recall.count() == status["memories"]
-    live.close()
-    fresh.close()
+    live = await assert_projection_matches_rebuild(log, data, swarm_name, tmp_path / "fresh")
+    assert live.checkpoint == last
+    assert live.events == len(seen) + system
+    assert live.recall == status["memories"]
     await nc.close()
