@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import shlex
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import IO, Any
 import structlog
 
 from swarm.errors import ConfigError, ServerError
-from swarm.server import ClusterSettings, NatsServer, free_port
+from swarm.server import ClusterSettings, NatsServer
 
 __all__ = ["DEFAULT_NAME", "DEFAULT_NODES", "NatsCluster", "Node"]
 
@@ -55,12 +56,21 @@ class Node:
     monitor_port: int
 
 
-def _ports(base: int | None, count: int, stored: list[int] | None) -> list[int]:
+def _free_ports(count: int, host: str) -> list[int]:
+    """``count`` different ports free on ``host`` (all held open until all are found)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def _ports(base: int | None, stored: list[int] | None, free: list[int]) -> list[int]:
     if base is not None:
-        return [base + i for i in range(count)]
-    if stored is not None:
-        return stored
-    return [free_port() for _ in range(count)]
+        return [base + i for i in range(len(free))]
+    return stored if stored is not None else free
 
 
 class NatsCluster:
@@ -108,9 +118,10 @@ class NatsCluster:
         def column(attr: str) -> list[int] | None:
             return [getattr(n, attr) for n in stored_nodes] if stored_nodes else None
 
-        ports = _ports(port, count, column("port"))
-        route_ports = _ports(cluster_port, count, column("cluster_port"))
-        monitor_ports = _ports(monitor_port, count, column("monitor_port"))
+        free = _free_ports(3 * count, host)
+        ports = _ports(port, column("port"), free[:count])
+        route_ports = _ports(cluster_port, column("cluster_port"), free[count : 2 * count])
+        monitor_ports = _ports(monitor_port, column("monitor_port"), free[2 * count :])
         self.layout = [
             Node(f"n{i + 1}", ports[i], route_ports[i], monitor_ports[i]) for i in range(count)
         ]

@@ -209,10 +209,24 @@ class GateWorker:
         try:
             while not stop.is_set():
                 msgs = await self.log.fetch(sub, self.batch, 0.5)
-                if msgs:
-                    await self.process(msgs)
+                try:
+                    if msgs:
+                        await self.process(msgs)
+                except (SwarmError, TimeoutError) as err:
+                    # JetStream hiccup (a leader election, a slow ack): nothing was
+                    # acknowledged that is not in the log, so hand the batch back and retry.
+                    log.error("gate_retry", error=str(err), batch=len(msgs))
+                    self._head = None
+                    for msg in msgs:
+                        with contextlib.suppress(Exception):
+                            await msg.nak(delay=1.0)
+                    await asyncio.sleep(1.0)
+                    continue
                 if time.monotonic() >= next_expiry_check:
-                    await self.expire()
+                    try:
+                        await self.expire()
+                    except (SwarmError, TimeoutError) as err:  # tried again in a second
+                        log.error("expiry_retry", error=str(err))
                     next_expiry_check = time.monotonic() + 1.0
                     pending = len(self.proposals.pending())
                     metrics.observe(metrics.APPROVALS_PENDING, pending, swarm=self.gate.swarm)

@@ -60,10 +60,11 @@ __all__ = [
 
 DAY = 86_400.0
 T = TypeVar("T")
-#: Stream info is asked this many times, INFO_TIMEOUT seconds each (see _stream_info).
-INFO_ATTEMPTS, INFO_TIMEOUT = 4, 2.5
+#: Stream info is asked this many times, INFO_TIMEOUT seconds each (see _stream_info):
+#: long enough to outlast a stream leader's election on a cluster (up to ~10 s).
+INFO_ATTEMPTS, INFO_TIMEOUT = 8, 2.5
 #: How long a proposal is sent again while no stream takes it (see propose).
-NO_STREAM_WAIT = 6.0
+NO_STREAM_WAIT = 15.0
 #: The registry key where `swarm up` records the revision its server's NATS users
 #: reflect. Not an agent: keys starting with '_' are never agent names.
 AUTH_APPLIED_KEY = "_nats_auth"
@@ -505,12 +506,24 @@ class JetStreamLog:
                 )
                 return int(ack.seq)
             except nats.js.errors.NoStreamResponseError:
-                if loop.time() >= deadline:
+                if loop.time() >= deadline or not await self._may_exist(self.subjects.inbox_stream):
                     raise ConnectionFailed(
                         f"no stream takes proposals for swarm {self.subjects.swarm!r}: is "
                         "`swarm up` running for it?"
                     ) from None
                 await asyncio.sleep(0.2)
+
+    async def _may_exist(self, stream: str) -> bool:
+        """False only if JetStream says there is no such stream (no service has made it:
+        no point waiting); True if it exists or cannot tell (a leader being elected, or
+        a login without access to the JetStream API)."""
+        try:
+            await self._js_info.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            return False
+        except (nats.errors.Error, TimeoutError):
+            pass
+        return True
 
     async def append_many(
         self, items: Sequence[tuple[str, bytes, Mapping[str, str]]]
@@ -599,7 +612,7 @@ class JetStreamLog:
 
     async def stream_state(self, stream: str) -> StreamState:
         """Messages, bytes and last sequence of one stream (one request)."""
-        info = await self._call(self.js.stream_info(stream), "read the stream state")
+        info = await self._call(self._stream_info(stream), "read the stream state")
         state = info.state
         return StreamState(int(state.messages), int(state.bytes), int(state.last_seq))
 

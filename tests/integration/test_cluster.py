@@ -1,5 +1,6 @@
-"""On a 3-node JetStream cluster with R3 streams, losing a node mid-ingest (the LOG's
-leader, by SIGKILL) loses no acknowledged write and doubles none."""
+"""A local JetStream cluster: it resumes its stores, and with R3 streams, losing a
+node mid-ingest (the LOG's leader, by SIGKILL) loses no acknowledged write and doubles
+none."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 from swarm.client import SwarmClient
 from swarm.cluster import NatsCluster
-from swarm.errors import ChangeError, ConnectionFailed, Timeout
+from swarm.errors import ChangeError, ConnectionFailed, ServerError, Timeout
 from swarm.events import Receipt, new_id
-from swarm.jetstream import JetStreamLog, connect
+from swarm.jetstream import JetStreamLog, LogSettings, connect
+from swarm.server import free_port
 from swarm.subjects import Subjects
 from tests.integration.checks import assert_projection_matches_rebuild, logged_event_ids
 from tests.integration.stack import UpProcess
@@ -44,6 +46,43 @@ async def log(cluster: NatsCluster) -> AsyncIterator[JetStreamLog]:
         yield JetStreamLog(nc, Subjects(SWARM))
     finally:
         await nc.close()
+
+
+async def test_connect_takes_a_comma_separated_list_and_skips_a_server_that_is_down(
+    nats_url: str,
+) -> None:
+    nc = await connect(f"nats://127.0.0.1:{free_port()}, {nats_url}")
+    try:
+        assert nc.is_connected
+        assert nc.connected_url is not None
+        assert nats_url.endswith(f":{nc.connected_url.port}")
+    finally:
+        await nc.close()
+
+
+async def test_a_cluster_resumes_its_stores_on_the_same_urls(tmp_path: Path) -> None:
+    first = NatsCluster(tmp_path / "cluster", nodes=3)
+    with first:
+        nc = await connect(first.url)
+        await JetStreamLog(nc, Subjects("kept"), LogSettings(replicas=3)).ensure_streams()
+        await nc.close()
+    assert first.running == []
+
+    again = NatsCluster(tmp_path / "cluster")  # size, name and ports from the directory
+    assert again.url == first.url
+    with again:
+        nc = await connect(again.url)
+        log = JetStreamLog(nc, Subjects("kept"), LogSettings(replicas=3))
+        await log.ensure_streams()  # rides out the streams electing their leaders
+        info = await log.js.stream_info(log.subjects.log_stream)
+        assert info.config.num_replicas == 3
+        await nc.close()
+
+
+def test_a_second_cluster_on_the_same_directory_is_refused(cluster: NatsCluster) -> None:
+    with pytest.raises(ServerError, match="already running"):
+        NatsCluster(cluster.data_dir, port=free_port()).start()
+    assert sorted(cluster.running) == ["n1", "n2", "n3"]
 
 
 class Ingest:

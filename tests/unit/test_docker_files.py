@@ -316,7 +316,7 @@ def series_names(query: str) -> set[str]:
     # label_values(metric, label): the label is not a series
     query = re.sub(r"label_values\(([^,()]+),[^)]*\)", r"label_values(\1)", query)
     names = set()
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", query):
+    for match in re.finditer(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", query):  # not 5m, 1e3
         followed = query[match.end() :].lstrip()
         if followed.startswith("(") or match.group().lower() in PROMQL_KEYWORDS:
             continue
