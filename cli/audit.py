@@ -22,21 +22,15 @@ import nats.errors
 from cli.agents import _options, _registry
 from cli.common import run_async
 from projections.duckdb_store import DuckStore
-from projections.service import store_paths
+from projections.offline import OfflineReader
 from swarm.audit import AuditReport, verify
 from swarm.auth import ADMIN
-from swarm.errors import ConfigError, ConnectionFailed, NotFound, SwarmError
+from swarm.errors import ConnectionFailed, NotFound, SwarmError
+from swarm.timeline import since_bounds
 
 __all__ = ["admin_request", "audit"]
 
 PAGE = 10_000
-
-
-def _store(data: str, swarm: str) -> DuckStore:
-    path, _ = store_paths(data, swarm)
-    if not path.exists():
-        raise ConfigError(f"no projection of swarm {swarm!r} under {data} (looked for {path})")
-    return DuckStore(path, read_only=True)
 
 
 def _records(store: DuckStore) -> Iterator[tuple[int, bytes]]:
@@ -143,11 +137,8 @@ async def audit(
 
     if check:
         if data_dir is not None:
-            store = _store(data_dir, name)
-            try:
-                report = verify(_records(store))
-            finally:
-                store.close()
+            with OfflineReader(data_dir, swarm=name, requester=ADMIN) as copy:
+                report = verify(_records(copy.store))
             data = {**report.as_dict(), "signatures_checked": False}
         else:
             data = {**(await _verify_live(url, name, creds)).as_dict(), "signatures_checked": True}
@@ -155,19 +146,13 @@ async def audit(
         if not data["ok"]:
             sys.exit(1)
         return
-    since_text = since or "0"
     if data_dir is not None:
-        store = _store(data_dir, name)
-        try:
-            rows = store.audit_rows(
-                agent=of_agent,
-                since_seq=int(since_text) if since_text.isdigit() else 0,
-                since_time=None if since_text.isdigit() else since_text,
-                limit=limit,
+        since_seq, since_time = since_bounds(since)
+        with OfflineReader(data_dir, swarm=name, requester=ADMIN) as copy:
+            rows = copy.store.audit_rows(
+                agent=of_agent, since_seq=since_seq, since_time=since_time, limit=limit
             )
-        finally:
-            store.close()
     else:
-        body = {"agent": of_agent, "since": since_text, "limit": limit}
+        body = {"agent": of_agent, "since": since or "0", "limit": limit}
         rows = (await admin_request(url, name, creds, "audit", body))["events"]
     emit({"events": rows}, lambda d: "\n".join(_event_line(r) for r in d["events"]) or "no events")

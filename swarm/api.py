@@ -53,7 +53,7 @@ from swarm.errors import ConfigError, NotFound, SwarmError, Timeout
 from swarm.events import RollbackSpec, parse_time
 from swarm.gatekeeper import GateWorker
 from swarm.jetstream import JetStreamLog
-from swarm.timeline import parse_as_of
+from swarm.timeline import parse_as_of, since_bounds
 
 __all__ = ["OPERATIONS", "ReadApi", "Views"]
 
@@ -234,11 +234,11 @@ class ReadApi:
         agent = req.get("agent")
         if requester != ADMIN and await self._secured():
             agent = requester  # an agent audits its own events; the admin anyone's
-        since = str(req.get("since") or "0")
+        since_seq, since_time = since_bounds(req.get("since"))
         rows = await views.audit(
             agent=None if agent is None else str(agent),
-            since_seq=int(since) if since.isdigit() else 0,
-            since_time=None if since.isdigit() else since,
+            since_seq=since_seq,
+            since_time=since_time,
             limit=max(1, min(int(req.get("limit", 1000)), 10_000)),
         )
         return {"events": rows}

@@ -40,6 +40,12 @@ def parse_as_of(value: str | int | datetime) -> AsOf:
     return int(text) if text.isdigit() else parse_time(text)
 
 
+def since_bounds(value: str | int | None) -> tuple[int, str | None]:
+    """``--since`` as (after this seq, from this ISO time or None): a seq or a time."""
+    point = parse_as_of(value if value is not None and value != "" else 0)
+    return (0, point.isoformat()) if isinstance(point, datetime) else (point, None)
+
+
 def as_of_wire(value: AsOf) -> int | str:
     """``value`` as it travels in a JSON request: the sequence, or the time in UTC."""
     if isinstance(value, datetime):

@@ -129,3 +129,11 @@ def test_memory_as_of_has_the_shape_of_a_memories_row() -> None:
     ]  # fmt: skip
     assert row["created_at"] == "2026-11-17T09:00:00+00:00"  # stored in UTC
     assert memory_as_of([version(1, created_at="not a time")], 1)["created_at"] is None  # type: ignore[index]
+
+
+def test_since_bounds_takes_a_sequence_or_a_time() -> None:
+    from swarm.timeline import since_bounds  # noqa: PLC0415
+
+    assert since_bounds(None) == (0, None)
+    assert since_bounds("42") == (42, None)
+    assert since_bounds("2026-11-20") == (0, "2026-11-20T00:00:00+00:00")
