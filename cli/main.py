@@ -337,6 +337,14 @@ def demo(keep: bool) -> None:
 @click.option(
     "--redact", is_flag=True, help="Replace private data with [REDACTED:kind] before writing."
 )
+@click.option(
+    "--about",
+    "about",
+    multiple=True,
+    metavar="NAME",
+    help="A person (data subject) it is about, for `forget --about NAME --erase` "
+    "(repeatable; the name stays in the keystore, not the log).",
+)
 @connection_options
 @run_async
 async def remember(
@@ -347,11 +355,18 @@ async def remember(
     importance: float,
     private: bool,
     redact: bool,
+    about: tuple[str, ...],
 ) -> None:
     """Store a new memory; prints its id and log sequence."""
     async with await ctx.client() as client:
         receipt = await client.remember(
-            text, kind=kind, tags=tags, importance=importance, private=private, redact=redact
+            text,
+            kind=kind,
+            tags=tags,
+            importance=importance,
+            private=private,
+            redact=redact,
+            about=about,
         )
     _receipt(ctx, receipt, "remembered")
 
@@ -392,15 +407,90 @@ async def reinforce(ctx: Ctx, memory_id: str) -> None:
 
 
 @main.command()
-@click.argument("memory_id")
-@click.option("--reason", default=None, help="Why it is forgotten (kept in history).")
+@click.argument("memory_ids", nargs=-1, metavar="[ID]...")
+@click.option(
+    "--reason", default=None, help="Why (kept in history, or in the erasure's tombstone)."
+)
+@click.option(
+    "--erase",
+    is_flag=True,
+    help="Erase for good: destroy the content's key (crypto-shredding), so no log entry, "
+    "projection, snapshot or replay can show it again. The admin's to do once agents "
+    "are registered; --reason required.",
+)
+@click.option(
+    "--about",
+    metavar="NAME",
+    default=None,
+    help="With --erase: everything about this data subject (memories filed under the name "
+    "with `remember --about`, and those whose text names it).",
+)
+@click.option(
+    "--no-mentions",
+    is_flag=True,
+    help="With --about: only memories filed under the name, not those whose text names it.",
+)
+@click.option("--dry-run", is_flag=True, help="With --erase: list what would go; erase nothing.")
 @connection_options
 @run_async
-async def forget(ctx: Ctx, memory_id: str, reason: str | None) -> None:
-    """Retire a memory (a tombstone; history keeps it)."""
+async def forget(
+    ctx: Ctx,
+    memory_ids: tuple[str, ...],
+    reason: str | None,
+    erase: bool,
+    about: str | None,
+    no_mentions: bool,
+    dry_run: bool,
+) -> None:
+    """Retire a memory (a tombstone; history keeps it), or with --erase destroy its content.
+
+    \b
+      swarm forget ID --reason "superseded"
+      swarm forget ID --erase --reason "GDPR request 2026-114"
+      swarm forget --about "Dana Whitfield" --erase --dry-run
+    """
+    if not erase:
+        if about or dry_run or no_mentions or len(memory_ids) != 1:
+            raise click.UsageError(
+                "forget takes one memory ID; --about, --dry-run and --no-mentions need --erase"
+            )
+        async with await ctx.client() as client:
+            receipt = await client.forget(memory_ids[0], reason=reason)
+        _receipt(ctx, receipt, "forgot")
+        return
+    if not memory_ids and not about:
+        raise click.UsageError("--erase needs memory IDs or --about NAME")
+    if not reason and not dry_run:
+        raise click.UsageError("--erase needs --reason (kept in the erasure's tombstone)")
     async with await ctx.client() as client:
-        receipt = await client.forget(memory_id, reason=reason)
-    _receipt(ctx, receipt, "forgot")
+        result = await client.erase(
+            memory_ids,
+            reason=reason or "",
+            about=about,
+            mentions=not no_mentions,
+            dry_run=dry_run,
+        )
+    emit(ctx, result, functools.partial(_erasure_text, dry_run=dry_run))
+
+
+def _erasure_text(result: dict[str, Any], *, dry_run: bool) -> str:
+    plan = {m["id"]: m for m in result["plan"]["memories"]}
+    shown = list(plan) if dry_run else result["erased"]
+    head = (
+        f"would erase {len(shown)} memories"
+        if dry_run
+        else f"erased {len(shown)} memories (tombstone at seq {result['seq']})"
+        if shown
+        else "nothing to erase"
+    )
+    lines = [head]
+    for mid in shown:
+        m = plan.get(mid, {})
+        note = " (already erased)" if m.get("erased") else ""
+        lines.append(f"  {mid}  {m.get('why', 'named')}  by {m.get('agent')}{note}")
+    if result.get("already") and not dry_run:
+        lines.append(f"  already erased: {', '.join(result['already'])}")
+    return "\n".join(lines)
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -410,8 +500,8 @@ def _memory_text(m: dict[str, Any]) -> str:
     tags = ", ".join(m.get("tags") or []) or "-"
     lines = [
         f"{m['id']}  [{m['kind']}]{'  (private)' if m.get('private') else ''}"
-        f"{'  (forgotten)' if m.get('forgotten') else ''}",
-        f"  {m['content']}",
+        f"{'  (forgotten)' if m.get('forgotten') else ''}{'  (erased)' if m.get('erased') else ''}",
+        f"  {'[erased]' if m.get('erased') else m['content']}",
         f"  tags: {tags}   importance: {m['importance']}   recalled: {m['recall_count']}",
         f"  by {m['agent']}@{m['instance']}   last change: seq {m['seq']} by {m.get('updated_by')}",
     ]

@@ -17,6 +17,7 @@ import click
 from cli.agents import _options, _registry
 from cli.common import run_async
 from cli.timeline import _as_of
+from projections.layout import keystore_path
 from projections.replay import ReplaySummary
 from projections.replay import replay as replay_log
 from swarm.timeline import AsOf
@@ -54,12 +55,38 @@ def _human(summary: ReplaySummary) -> str:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the copy: new, empty, or an earlier replay of this swarm.",
 )
+@click.option(
+    "--keys",
+    envvar="SWARM_KEYS",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The service's keystore, to open sealed content (env SWARM_KEYS; default: "
+    ".swarm/swarms/NAME/keys.db if present). Without it the copy's content stays hidden.",
+)
 @_options
 @run_async
 async def replay(
-    until: AsOf | None, into: Path, url: str, name: str, creds: str | None, as_json: bool
+    until: AsOf | None,
+    into: Path,
+    keys: Path | None,
+    url: str,
+    name: str,
+    creds: str | None,
+    as_json: bool,
 ) -> None:
-    """Rebuild fresh projections from the log into a separate directory."""
+    """Rebuild fresh projections from the log into a separate directory.
+
+    The copy is registered in the keystore: erasing a memory later scrubs it here too.
+    """
+    if keys is None and (default := keystore_path(".swarm", name)).is_file():
+        keys = default
+    if keys is not None and not keys.is_file():
+        raise click.ClickException(f"no keystore at {keys} (the keys.db of `swarm up --data`)")
+    if keys is None:
+        click.echo(
+            "warning: no keystore (--keys): memory content stays sealed in this copy",
+            err=True,
+        )
     log = await _registry(url, name, creds)
     bar: Any = None
     try:
@@ -71,7 +98,7 @@ async def replay(
                 bar.__enter__()
             bar.update(done - bar.pos)
 
-        summary = await replay_log(log, into, until=until, progress=progress)
+        summary = await replay_log(log, into, until=until, progress=progress, keys=keys)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

@@ -27,8 +27,9 @@ session ``TimeZone`` setting is involved.
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -367,6 +368,9 @@ class DuckStore:
     def __init__(self, path: str | Path, *, read_only: bool = False, threads: int = 1) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        #: Opens sealed content in the rows it returns (a keystore's ``reveal_row``);
+        #: None: content as stored. The tables always hold it as the log does: sealed.
+        self.reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._write_lock = threading.Lock()
         self._conn_lock = threading.Lock()  # guards cursor creation and close
         self._closed = False
@@ -654,6 +658,11 @@ class DuckStore:
                     rec[c] = json.loads(rec[c])
             if "tags" in rec and rec["tags"] is None:
                 rec["tags"] = []
+            if self.reveal is not None:
+                if table == "memories":
+                    rec = self.reveal(rec)
+                elif table == "memory_versions" and isinstance(rec.get("state"), dict):
+                    rec["state"] = self.reveal(rec["state"])
             out.append(rec)
         return out
 
@@ -753,7 +762,26 @@ class DuckStore:
                             "forgotten": state.get("forgotten", False),
                         }
                     )
-                yield out
+                yield [self.reveal(r) for r in out] if self.reveal is not None else out
+
+    def memories_mentioning(self, name: str, chunk: int = 5000) -> list[str]:
+        """The memories whose content, in any version, names ``name`` (whole words,
+        any case, any spacing between them; on the opened text), in id order."""
+        words = r"\s+".join(re.escape(w) for w in name.split())
+        pattern = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+        found: set[str] = set()
+        with self._reader("memories_mentioning") as cur:
+            cur.execute('SELECT "memory_id", "state" FROM memory_versions')
+            while rows := cur.fetchmany(chunk):
+                for mid, text in rows:
+                    if mid in found:
+                        continue
+                    state = json.loads(text)
+                    if self.reveal is not None:
+                        state = self.reveal(state)
+                    if pattern.search(str(state.get("content") or "")):
+                        found.add(str(mid))
+        return sorted(found)
 
     def audit_rows(
         self, *, agent: str | None, since_seq: int, since_time: str | None, limit: int

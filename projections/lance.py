@@ -56,6 +56,7 @@ import lancedb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
 from lancedb.index import FTS
 
@@ -803,6 +804,35 @@ class LanceRecall:
             self._table.optimize(cleanup_older_than=self.keep_versions)
         self._writes_since_optimize = 0
         self._rows_since_optimize = 0
+
+    def scrub(self, ids: Sequence[str]) -> int:
+        """Remove these memories' rows so that no file under the directory holds them.
+
+        A LanceDB delete only marks rows deleted (their text stays in the data and
+        index files until a rewrite), so erasure rewrites the table without them,
+        rebuilds the full-text index and drops every older version and unreferenced
+        file at once. Returns the rows removed. O(table): meant for erasures.
+        """
+        self._check_open()
+        gone = set(ids)
+        with self._write_lock, _store_errors(f"scrubbing {self.table_name}"):
+            self._check_open()
+            data = self._table.to_arrow()
+            keep = pc.invert(pc.is_in(data.column("id"), value_set=pa.array(sorted(gone))))
+            kept = data.filter(keep)
+            removed = int(data.num_rows - kept.num_rows)
+            self._table = self._db.create_table(self.table_name, kept, mode="overwrite")
+            self._table.create_index(
+                "content", config=FTS(with_position=False), replace=True, name="content_fts"
+            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+                self._table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+            with self._lock:
+                self._mirror = _Mirror(self._dim)
+                self._load()
+            self._writes_since_optimize = self._rows_since_optimize = 0
+        return removed
 
     def close(self) -> None:
         """Release the table and worker thread; the object is unusable afterwards."""

@@ -26,13 +26,14 @@ from typing import Any
 
 from projections.duckdb_store import DuckStore
 from projections.lance import LanceRecall
+from projections.layout import keystore_path, store_paths
 from projections.replay import read_manifest
 from projections.runner import visible
-from projections.service import store_paths
 from projections.snapshots import RecallSnapshots
 from swarm.diff import annotate
 from swarm.embed import Embedder, load_embedder
 from swarm.errors import ConfigError, NotFound, StoreError
+from swarm.keystore import Keystore
 from swarm.timeline import AsOf, parse_as_of
 
 __all__ = ["OfflineReader"]
@@ -48,6 +49,7 @@ class OfflineReader:
         swarm: str = "default",
         requester: str | None = None,
         embedder: Embedder | None = None,
+        keys: str | Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.swarm = swarm
@@ -71,6 +73,11 @@ class OfflineReader:
                 "file while it writes): read through the service (without --data), or read "
                 "a copy (`swarm replay --into DIR`, then --data DIR)"
             ) from None
+        # Sealed content opens with the keystore: given, the one the replay used, or
+        # the directory's own (a backup of a service's directory). Without: hidden.
+        found = keys or (self.manifest or {}).get("keys") or keystore_path(self.data_dir, swarm)
+        self.keys = Keystore(found) if Path(found).is_file() else None
+        self.store.reveal = self.keys.reveal_row if self.keys is not None else None
         self._recall: LanceRecall | None = None
         self._snapshots: RecallSnapshots | None = None
         self._scratch: Path | None = None
@@ -189,6 +196,8 @@ class OfflineReader:
         if self._recall is not None:
             self._recall.close()
         self.store.close()
+        if self.keys is not None:
+            self.keys.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 

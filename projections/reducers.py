@@ -19,7 +19,13 @@ import structlog
 
 from swarm.crdt import MemoryDoc, MemoryState
 from swarm.errors import ChangeError
-from swarm.events import LogRecord, ProposalDecided, ProposalOpened, SystemRecord
+from swarm.events import (
+    LogRecord,
+    MemoryErased,
+    ProposalDecided,
+    ProposalOpened,
+    SystemRecord,
+)
 
 __all__ = ["Folded", "Projected", "fold", "recall_row"]
 
@@ -66,17 +72,19 @@ def memory_row(state: MemoryState, *, record: LogRecord, seq: int, version: int)
 
 
 def recall_row(memory: Mapping[str, Any]) -> dict[str, Any]:
-    """The LanceDB row of a memories row."""
+    """The LanceDB row of a memories row (its content opened: see swarm.keystore).
+    An erased memory, or one whose key is not here, is stored as forgotten, text-less."""
+    hidden = bool(memory.get("erased") or memory.get("sealed"))
     return {
         "id": memory["id"],
-        "content": memory["content"],
+        "content": "" if hidden else memory["content"],
         "kind": memory["kind"],
         "tags": list(memory["tags"] or []),
         "agent": memory["agent"],
         "private": bool(memory["private"]),
         "importance": float(memory["importance"]),
         "seq": int(memory["seq"]),
-        "forgotten": bool(memory["forgotten"]),
+        "forgotten": bool(memory["forgotten"]) or hidden,
     }
 
 
@@ -108,6 +116,8 @@ def system_event_row(seq: int, record: SystemRecord, trace_id: str | None) -> di
         memory_id = record.rollback.memory_id if record.rollback else None
     elif isinstance(record, ProposalDecided):
         memory_id = record.memory_id
+    elif isinstance(record, MemoryErased):
+        memory_id = record.memories[0] if len(record.memories) == 1 else None
     else:
         law_set = record.law_set
     return {

@@ -33,14 +33,15 @@ from typing import Any
 
 from projections.duckdb_store import DuckStore
 from projections.lance import LanceRecall
+from projections.layout import store_paths
 from projections.runner import Projector
-from projections.service import store_paths
 from swarm.codec import decode_log_entry
 from swarm.embed import Embedder, load_embedder
 from swarm.errors import ConfigError, SchemaError, StoreError
 from swarm.events import LogRecord, utcnow
 from swarm.identity import Credentials
 from swarm.jetstream import JetStreamLog, connect
+from swarm.keystore import Keystore
 from swarm.subjects import Subjects
 from swarm.timeline import AsOf, last_seq_at
 
@@ -92,6 +93,10 @@ def read_manifest(data_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{path} is not a replay manifest")
     return manifest
+
+
+def _absolute(path: str | Path | None) -> str | None:
+    return None if path is None else str(Path(path).absolute())
 
 
 def _write_manifest(data_dir: Path, manifest: dict[str, Any]) -> None:
@@ -168,9 +173,15 @@ async def replay(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     batch: int = 5000,
+    keys: str | Path | None = None,
 ) -> ReplaySummary:
     """Fold the log up to ``until`` (a sequence or a time; default: its end) into
-    fresh projections under ``into`` (see the module docstring)."""
+    fresh projections under ``into`` (see the module docstring).
+
+    ``keys``: the service's keystore, to open sealed content for the recall tables.
+    The copy is registered in it, so an erasure scrubs the copy too; its DuckDB, like
+    the service's, holds content sealed. Without it, content stays hidden in the copy.
+    """
     into = Path(into)
     swarm = log.subjects.swarm
     manifest = _check_target(into, swarm)
@@ -186,6 +197,7 @@ async def replay(
         "seq": 0,
         "log_seq": log_seq,
         "embedder": embedder.name,
+        "keys": _absolute(keys),
         "status": "running",
         "started_at": utcnow().isoformat(),
         "finished_at": None,
@@ -193,6 +205,9 @@ async def replay(
     if manifest is None:  # first: a crash from here on leaves a directory it may resume
         duck_path.parent.mkdir(parents=True, exist_ok=True)
         _write_manifest(into, fresh)
+    keystore = Keystore(keys) if keys is not None else None
+    if keystore is not None:
+        keystore.register_copy(into)
     store = DuckStore(duck_path)
     try:
         resumed_from = store.checkpoint()
@@ -208,7 +223,7 @@ async def replay(
         # the same point), so whatever a previous run left there goes.
         shutil.rmtree(lance_path, ignore_errors=True)
         recall = LanceRecall(lance_path, embedder)
-        projector = Projector(log, store, recall)
+        projector = Projector(log, store, recall, keys=keystore)
         total = until_seq - resumed_from
         try:
             seq = await projector.rebuild(
@@ -222,6 +237,9 @@ async def replay(
     except BaseException:
         store.close()
         raise
+    finally:
+        if keystore is not None:
+            keystore.close()
     seconds = time.perf_counter() - started
     manifest.update(seq=seq, status="complete", finished_at=utcnow().isoformat())
     _write_manifest(into, manifest)
@@ -249,11 +267,14 @@ async def replay_from(
     until: AsOf | None = None,
     credentials: Credentials | None = None,
     progress: Progress | None = None,
+    keys: str | Path | None = None,
 ) -> ReplaySummary:
     """:func:`replay` over a connection of its own to ``url`` (admin ``credentials``
     once the swarm has registered agents)."""
     nc = await connect(url, name=f"swarm-replay:{swarm}", credentials=credentials)
     try:
-        return await replay(JetStreamLog(nc, Subjects(swarm)), into, until=until, progress=progress)
+        return await replay(
+            JetStreamLog(nc, Subjects(swarm)), into, until=until, progress=progress, keys=keys
+        )
     finally:
         await nc.close()

@@ -29,16 +29,23 @@ from opentelemetry.trace import SpanContext, SpanKind
 from projections.duckdb_store import DuckStore, ProjectionBatch
 from projections.lance import LanceRecall
 from projections.reducers import Folded, Projected, fold, recall_row, unreadable_row
-from projections.snapshots import RECALL_CHUNK, RecallSnapshots, fill_recall
+from projections.snapshots import (
+    RECALL_CHUNK,
+    RecallSnapshots,
+    drop_snapshots,
+    fill_recall,
+    scrub_copy,
+)
 from swarm import metrics, telemetry
 from swarm.api import wait_until
 from swarm.auth import ADMIN
 from swarm.codec import decode_log_entry
 from swarm.crdt import MemoryDoc
 from swarm.diff import annotate
-from swarm.errors import SchemaError, StoreError, SwarmError
-from swarm.events import LogRecord, SystemRecord
+from swarm.errors import NotFound, SchemaError, StoreError, SwarmError
+from swarm.events import LogRecord, MemoryErased, SystemRecord
 from swarm.jetstream import Closed, JetStreamLog, StoredMessage
+from swarm.keystore import Keystore
 
 __all__ = ["ProjectionAhead", "Projector", "visible"]
 
@@ -83,9 +90,16 @@ class Projector:
         cache_size: int = 100_000,
         durable: str = "projector",
         snapshots: RecallSnapshots | None = None,
+        keys: Keystore | None = None,
+        scrub_copies: bool = False,
     ) -> None:
         self.log = log
         self.store = store
+        #: Opens sealed content for readers and LanceDB; DuckDB keeps it sealed.
+        self.keys = keys
+        store.reveal = keys.reveal_row if keys is not None else None
+        #: On an erasure, also scrub the replays registered in the keystore (the service).
+        self.scrub_copies = scrub_copies
         self.recall_store = recall
         self.batch = batch
         self.durable = durable
@@ -161,6 +175,9 @@ class Projector:
             return None
         touched = {r.event.memory_id for _, r, _ in records if isinstance(r, LogRecord)}
         folded = fold(records, self._known(touched))
+        for _, record, _ in records:  # first: no plain text of them is written from here on
+            if isinstance(record, MemoryErased):
+                self._erase(record)
         folded.records = [{"seq": m.seq, "record": m.data} for m in messages if m.seq > high]
         folded.events.extend(unreadable_row(seq) for seq in unreadable)
         folded.last_seq = max(folded.last_seq, *unreadable, 0)
@@ -171,7 +188,9 @@ class Projector:
             self._cache.popitem(last=False)
         if not self._defer_recall:
             with self._recent_lock:
-                self._recent.update((mid, _readable(row)) for mid, row in folded.memories.items())
+                self._recent.update(
+                    (mid, self._reveal(_readable(row))) for mid, row in folded.memories.items()
+                )
         self._pending.append(folded)
         self._staged_seq = folded.last_seq
         if self._defer_recall:
@@ -180,13 +199,71 @@ class Projector:
         # commit fails the rows are simply written again when the batch is retried.
         if self._recall_base >= high:  # LanceDB holds everything before this batch
             with telemetry.store_write("lancedb", self.swarm, rows=len(folded.memories)):
-                self.recall_store.upsert([recall_row(m) for m in folded.memories.values()])
+                self.recall_store.upsert(
+                    [recall_row(self._reveal(m)) for m in folded.memories.values()]
+                )
             self._recall_base = folded.last_seq
             self._signal_visible(folded.last_seq)
             # DuckDB holds the GIL through its statements; readers already waiting for
             # this batch go first (bounded), so read-your-writes is not queued behind it.
             self._let_readers_finish(folded.last_seq)
         return folded
+
+    def _reveal(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.keys.reveal_row(row) if self.keys is not None else row
+
+    def _erase(self, record: MemoryErased) -> None:
+        """Apply an erasure's tombstone: destroy the keys (again: idempotent), and remove
+        the plain text this projection derived from them (LanceDB rows rewritten away,
+        recall snapshots dropped; with ``scrub_copies`` the registered replays too)."""
+        ids = list(record.memories)
+        if self.keys is not None:
+            self.keys.destroy(ids, record=record.id)
+        with self._recent_lock:
+            for mid in ids:
+                self._recent.pop(mid, None)
+        if not self._defer_recall:  # a rebuild fills LanceDB at its end, revealed
+            self.recall_store.scrub(ids)
+        if self._snapshots is not None:
+            self._snapshots.drop_all()
+        else:
+            drop_snapshots(self.store.path.parent / "asof")
+        if self.scrub_copies and self.keys is not None and self.swarm is not None:
+            for path in self.keys.copies():
+                scrub_copy(path, self.swarm, ids, self.recall_store.embedder)
+        log.info("erasure_applied", record=record.id, memories=len(ids))
+
+    def erase_plan_now(
+        self, memory_ids: Sequence[str], *, about: str | None, mentions: bool
+    ) -> dict[str, Any]:
+        """What an erasure would cover: the memories named, those filed under the data
+        subject ``about``, and (``mentions``) those whose text, in any version, names it."""
+        found: dict[str, str] = {}
+        for mid in memory_ids:
+            if self.store.get_memory(mid) is None:
+                raise NotFound(f"no memory {mid}")
+            found.setdefault(mid, "named")
+        if about is not None:
+            if self.keys is None:
+                raise SwarmError("this projection has no keystore: it cannot find a subject")
+            for mid in self.keys.memories_about(about):
+                found.setdefault(mid, "about")
+            if mentions:
+                for mid in self.store.memories_mentioning(about):
+                    found.setdefault(mid, "mentions")
+        rows = []
+        for mid, why in found.items():
+            row = self.store.get_memory(mid) or {}
+            rows.append(
+                {
+                    "id": mid,
+                    "why": why,
+                    "agent": row.get("agent"),
+                    "kind": row.get("kind"),
+                    "erased": bool(row.get("erased")),
+                }
+            )
+        return {"memories": rows, "mentions_searched": about is not None and mentions}
 
     @property
     def pending_events(self) -> int:
@@ -624,6 +701,13 @@ class Projector:
 
     async def counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.store.counts)
+
+    async def erase_plan(
+        self, memory_ids: list[str], *, about: str | None, mentions: bool
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(
+            self.erase_plan_now, memory_ids, about=about, mentions=mentions
+        )
 
     async def ingest_counts(self) -> tuple[int, dict[str, int]]:
         return await asyncio.to_thread(self.store.ingest_counts)

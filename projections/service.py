@@ -20,6 +20,7 @@ import structlog
 
 from projections.duckdb_store import DuckStore
 from projections.lance import LanceRecall
+from projections.layout import keystore_path, store_paths
 from projections.runner import Projector
 from swarm import metrics
 from swarm.api import ReadApi
@@ -30,6 +31,7 @@ from swarm.gate import Gate, Limits
 from swarm.gatekeeper import APPROVAL_TTL, GateWorker
 from swarm.identity import Credentials
 from swarm.jetstream import Closed, JetStreamLog, LogSettings, connect
+from swarm.keystore import Keystore
 from swarm.laws import LawSet, LawSpec, default_laws
 from swarm.subjects import Subjects
 
@@ -41,12 +43,6 @@ __all__ = ["Role", "SwarmService", "store_paths"]
 Role = Literal["all", "gate", "projector"]
 
 log = structlog.get_logger(__name__)
-
-
-def store_paths(data_dir: str | Path, swarm: str) -> tuple[Path, Path]:
-    """Where a swarm's DuckDB file and LanceDB directory live under ``data_dir``."""
-    base = Path(data_dir) / "swarms" / swarm
-    return base / "state.duckdb", base / "recall"
 
 
 class SwarmService:
@@ -64,8 +60,12 @@ class SwarmService:
         role: Role = "all",
         approval_ttl: float = APPROVAL_TTL,
         credentials: Credentials | None = None,
+        require_sealed: bool = True,
     ) -> None:
         self.url = url
+        #: Refuse plain-text content (it could never be erased from the log).
+        self.require_sealed = require_sealed
+        self.keys: Keystore | None = None
         self.subjects = Subjects(swarm)
         self.data_dir = Path(data_dir)
         # Laws given (from specs, e.g. a law file) are enacted in the log at start;
@@ -95,7 +95,8 @@ class SwarmService:
     @property
     def paths(self) -> dict[str, str]:
         duck, lance = store_paths(self.data_dir, self.subjects.swarm)
-        return {"duckdb": str(duck), "lancedb": str(lance)}
+        keys = keystore_path(self.data_dir, self.subjects.swarm)
+        return {"duckdb": str(duck), "lancedb": str(lance), "keys": str(keys)}
 
     async def start(self) -> SwarmService:
         nc = await connect(
@@ -109,10 +110,18 @@ class SwarmService:
             raise SwarmError(
                 f"JetStream is not enabled on {self.url} (start nats-server with -js)"
             ) from None
+        # The gate seals and opens with it; the projector opens, and scrubs on erasure.
+        self.keys = Keystore(keystore_path(self.data_dir, self.subjects.swarm))
         if self.role in ("all", "gate"):
             self.gate = GateWorker(
                 self.log,
-                Gate(self.subjects.swarm, self.laws, self.limits),
+                Gate(
+                    self.subjects.swarm,
+                    self.laws,
+                    self.limits,
+                    keys=self.keys,
+                    require_sealed=self.require_sealed,
+                ),
                 law_specs=self.law_specs,
                 approval_ttl=self.approval_ttl,
             )
@@ -123,7 +132,14 @@ class SwarmService:
             duck_path.parent.mkdir(parents=True, exist_ok=True)
             self.store = DuckStore(duck_path)
             recall = LanceRecall(lance_path, self.embedder)
-            self.projector = Projector(self.log, self.store, recall, batch=self.projector_batch)
+            self.projector = Projector(
+                self.log,
+                self.store,
+                recall,
+                batch=self.projector_batch,
+                keys=self.keys,
+                scrub_copies=True,
+            )
             self._spawn(self.projector.run(self._stop), "projector")
             self._spawn(self._project_rejections(), "rejections")
             if metrics.enabled():  # stream sizes and lag for the gauges
@@ -222,6 +238,8 @@ class SwarmService:
             self.projector.close()
         elif self.store is not None:
             self.store.close()
+        if self.keys is not None:
+            self.keys.close()
         log.info("service_stopped", swarm=self.subjects.swarm)
 
     async def __aenter__(self) -> SwarmService:

@@ -40,7 +40,7 @@ from projections.reducers import recall_row
 from swarm.embed import Embedder
 from swarm.errors import ConfigError, StoreError
 
-__all__ = ["RECALL_CHUNK", "RecallSnapshots", "fill_recall"]
+__all__ = ["RECALL_CHUNK", "RecallSnapshots", "drop_snapshots", "fill_recall", "scrub_copy"]
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +68,38 @@ def fill_recall(
         if mark is not None:
             mark(int(rows[-1]["seq"]))
     return fed
+
+
+def drop_snapshots(root: Path) -> int:
+    """Delete the snapshot directories under ``root`` (finished or half-built)."""
+    if not root.is_dir():
+        return 0
+    dropped = 0
+    for path in root.iterdir():
+        if path.is_dir() and (path.name.isdigit() or path.name.startswith(".build-")):
+            shutil.rmtree(path, ignore_errors=True)
+            dropped += 1
+    return dropped
+
+
+def scrub_copy(data_dir: Path, swarm: str, ids: Sequence[str], embedder: Embedder) -> None:
+    """Erase memories from a replay's recall table and drop its snapshots (its DuckDB
+    holds their content sealed). A recall table that cannot be opened goes whole: it
+    is derived, and a new replay rebuilds it."""
+    base = Path(data_dir) / "swarms" / swarm
+    drop_snapshots(base / "asof")
+    recall_dir = base / "recall"
+    if not recall_dir.is_dir():
+        return
+    try:
+        recall = LanceRecall(recall_dir, embedder)
+        try:
+            recall.scrub(ids)
+        finally:
+            recall.close()
+    except (ConfigError, StoreError) as err:
+        log.warning("replay_recall_removed", path=str(recall_dir), error=str(err))
+        shutil.rmtree(recall_dir, ignore_errors=True)
 
 
 @dataclass
@@ -213,6 +245,15 @@ class RecallSnapshots:
                 if entry is not None:
                     self._open.pop(seq).recall.close()
             shutil.rmtree(self.path(seq), ignore_errors=True)
+
+    def drop_all(self) -> int:
+        """Delete every snapshot (an erasure: they hold plain text of past states);
+        the next as-of query builds its snapshot again. Returns the directories dropped."""
+        with self._lock:
+            for entry in self._open.values():
+                entry.recall.close()
+            self._open.clear()
+        return drop_snapshots(self.root)
 
     def close(self) -> None:
         """Close the open snapshots (their directories stay, for the next start)."""

@@ -49,7 +49,7 @@ from opentelemetry.trace import SpanKind
 
 from swarm import metrics, telemetry
 from swarm.auth import ADMIN, may_answer_to
-from swarm.errors import ConfigError, NotFound, SwarmError, Timeout
+from swarm.errors import ConfigError, Forbidden, NotFound, SwarmError, Timeout
 from swarm.events import RollbackSpec, parse_time
 from swarm.gatekeeper import GateWorker
 from swarm.jetstream import JetStreamLog
@@ -75,10 +75,13 @@ OPERATIONS = (
     "laws",
     "law_history",
     "rollback",
+    "keys",
+    "erase",
+    "erase_plan",
 )
 #: Operations the gate's process answers (it holds the documents, laws and proposals).
 GATE_OPERATIONS = frozenset(
-    {"doc", "approvals", "approve", "deny", "laws", "law_history", "rollback"}
+    {"doc", "approvals", "approve", "deny", "laws", "law_history", "rollback", "keys", "erase"}
 )
 MAX_WAIT = 30.0
 
@@ -141,6 +144,10 @@ class Views(Protocol):
         requester: str,
         forgotten: bool = False,
     ) -> list[dict[str, Any]]: ...
+
+    async def erase_plan(
+        self, memory_ids: list[str], *, about: str | None, mentions: bool
+    ) -> dict[str, Any]: ...
 
 
 class ReadApi:
@@ -224,10 +231,24 @@ class ReadApi:
             raise SwarmError(f"this process does not serve {op}")
         if op == "audit":
             return await self._audit(views, req, req.get("requester"))
+        if op == "erase_plan":
+            await self._must_be_admin(req.get("requester"), "plan an erasure")
+            # The plan reads DuckDB (every version's text): let what readers see commit.
+            await views.wait_for(views.visible_seq, MAX_WAIT, durable=True)
+            about = req.get("about")
+            return await views.erase_plan(
+                [str(m) for m in req.get("memories") or []],
+                about=str(about) if about else None,
+                mentions=bool(req.get("mentions", True)),
+            )
         if req.get("after") is None:
             return await self._read(views, op, req)
         with views.read_after(int(req["after"])):  # the projector lets this read go first
             return await self._read(views, op, req)
+
+    async def _must_be_admin(self, requester: Any, what: str) -> None:
+        if requester != ADMIN and await self._secured():
+            raise Forbidden(f"only the admin may {what} (use the admin credentials)")
 
     async def _audit(self, views: Views, req: dict[str, Any], requester: Any) -> Any:
         """Who did what, when, under which laws (events in log order, no content)."""
@@ -358,6 +379,26 @@ class ReadApi:
             raise SwarmError("this service runs no gate; writers must use a service with one")
         if op == "doc":
             return await self._doc(gate, str(req["id"]), requester)
+        if op == "keys":
+            if not requester or requester == ADMIN:
+                raise Forbidden("keys are issued to agents (the writers of memories)")
+            about = req.get("about") or []
+            return {
+                "keys": await gate.issue_keys(
+                    [str(m) for m in req.get("memories") or []],
+                    agent=str(requester),
+                    about=[str(a) for a in about],
+                )
+            }
+        if op == "erase":
+            await self._must_be_admin(requester, "erase memories")
+            about = req.get("about")
+            return await gate.erase(
+                [str(m) for m in req.get("memories") or []],
+                principal=str(requester or ADMIN),
+                reason=str(req.get("reason") or ""),
+                about=str(about) if about else None,
+            )
         await asyncio.wait_for(gate.ready.wait(), MAX_WAIT)
         if op == "approvals":
             status = str(req.get("status") or "pending")
@@ -396,6 +437,8 @@ class ReadApi:
             "id": memory_id,
             "doc": base64.b64encode(history.doc.save()).decode(),
             "seq": max(history.event_seqs.values(), default=0),
+            "key": gate.key_for(memory_id),  # to seal a new content with (None: plain text)
+            "erased": gate.erased(memory_id),
         }
 
 

@@ -59,6 +59,7 @@ from swarm.gatekeeper import REPLY_HEADER
 from swarm.identity import Credentials, sign
 from swarm.jetstream import JetStreamLog, closed_reason, connect
 from swarm.laws.detectors import redact as redact_text
+from swarm.sealing import SealError, seal
 from swarm.subjects import Subjects
 from swarm.timeline import AsOf, as_of_wire, parse_as_of
 
@@ -71,6 +72,8 @@ TAIL_PAGE = 500
 TAIL_POLL = 0.5
 #: Memories per `memories` request.
 MEMORIES_PAGE = 500
+#: Keys (and memory ids) a writer asks for at once, for the memories it will create.
+KEYS_AHEAD = 64
 
 
 class SwarmClient:
@@ -110,6 +113,9 @@ class SwarmClient:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._started = False
+        #: Keys issued ahead for new memories: (memory id, key id, key), see _new_key.
+        self._keys: list[tuple[str, str, bytes]] = []
+        self._keys_lock = asyncio.Lock()
 
     @classmethod
     async def connect(
@@ -189,6 +195,7 @@ class SwarmClient:
         private: bool = False,
         memory_id: str | None = None,
         redact: bool = False,
+        about: Sequence[str] = (),
     ) -> Receipt:
         """Store a new memory; returns its receipt (``receipt.id`` is the memory id).
 
@@ -196,14 +203,21 @@ class SwarmClient:
         Timeout, whether the write landed); remembering an existing id is refused.
         ``redact``: replace private data in the content and tags with
         ``[REDACTED:<kind>]`` here, before anything is proposed (the gate still checks).
+        ``about``: the named data subjects (people) the memory is about, so that
+        ``swarm forget --about NAME --erase`` finds it; the names stay in the
+        service's keystore, never in the log.
+
+        The content is sealed here with the memory's own key from the service (see
+        :mod:`swarm.sealing`): the log only ever holds it encrypted.
         """
         if redact:
             content, tags = redact_text(content), [redact_text(t) for t in tags]
-        mid = memory_id or new_id()
+        self._check_writer()
+        mid, key_id, key = await self._new_key(memory_id, about)
         with author(MemoryDoc(), self.actor) as (edit, out):
             edit.create(
                 memory_id=mid,
-                content=content,
+                content=seal(content, key_id=key_id, key=key, memory_id=mid),
                 kind=kind,
                 tags=list(dict.fromkeys(tags)),
                 importance=importance,
@@ -213,6 +227,35 @@ class SwarmClient:
                 created_at=utcnow().isoformat(),
             )
         return await self._propose(MemoryRemembered, mid, out)
+
+    def _check_writer(self) -> None:
+        if self.credentials is not None and self.credentials.role != "agent":
+            raise ConfigError(
+                f"{self.credentials.role} credentials cannot write memories: write as an "
+                "agent (swarm agents add NAME, then --creds NAME.creds.json)"
+            )
+
+    async def _new_key(self, memory_id: str | None, about: Sequence[str]) -> tuple[str, str, bytes]:
+        """A memory id and its key: from keys issued ahead (64 per request), or asked
+        for on the spot when the caller chose the id or names data subjects."""
+        if memory_id is not None or about:
+            [issued] = await self._issue([memory_id or new_id()], about)
+            return issued
+        async with self._keys_lock:
+            if not self._keys:
+                self._keys = await self._issue([new_id() for _ in range(KEYS_AHEAD)], ())
+            return self._keys.pop(0)
+
+    async def _issue(
+        self, memory_ids: list[str], about: Sequence[str]
+    ) -> list[tuple[str, str, bytes]]:
+        reply = await self._request(
+            "keys", {"memories": memory_ids, "about": [str(a) for a in about]}
+        )
+        return [
+            (str(k["memory_id"]), str(k["key_id"]), base64.b64decode(k["key"]))
+            for k in reply["keys"]
+        ]
 
     async def update(
         self,
@@ -233,8 +276,6 @@ class SwarmClient:
             raise ConfigError("nothing to update: give content, tags to add/remove, or importance")
 
         def edit_fn(edit: Any) -> None:
-            if content is not None:
-                edit.set_content(content)
             for tag in add_tags:
                 edit.add_tag(tag)
             for tag in remove_tags:
@@ -242,7 +283,7 @@ class SwarmClient:
             if importance is not None:
                 edit.set_importance(importance)
 
-        return await self._edit(MemoryUpdated, memory_id, edit_fn)
+        return await self._edit(MemoryUpdated, memory_id, edit_fn, content=content)
 
     async def reinforce(self, memory_id: str) -> Receipt:
         """Count one more recall or confirmation of the memory."""
@@ -255,15 +296,34 @@ class SwarmClient:
         )
 
     async def _edit(
-        self, cls: type[MemoryEvent], memory_id: str, edit_fn: Callable[[Any], None], **extra: Any
+        self,
+        cls: type[MemoryEvent],
+        memory_id: str,
+        edit_fn: Callable[[Any], None],
+        *,
+        content: str | None = None,
+        **extra: Any,
     ) -> Receipt:
+        self._check_writer()
         lock = self._locks.setdefault(memory_id, asyncio.Lock())
         async with lock:
             reply = await self._request("doc", {"id": memory_id, "requester": self.agent})
             # The gate's copy holds every accepted change, ours included, so the
             # new change continues this actor's sequence numbers.
             doc = MemoryDoc.load(base64.b64decode(reply["doc"]))
+            if reply.get("erased"):  # as the gate would say: nothing changes an erased memory
+                raise SealError(f"memory {memory_id} was erased: it cannot change")
+            sealed = None
+            if content is not None:
+                key = reply.get("key")
+                if key is not None:
+                    key_id, raw = str(key["key_id"]), base64.b64decode(key["key"])
+                else:  # plain text written before sealing: the memory gets its key now
+                    [(_, key_id, raw)] = await self._issue([memory_id], ())
+                sealed = seal(content, key_id=key_id, key=raw, memory_id=memory_id)
             with author(doc, self.actor) as (edit, out):
+                if sealed is not None:
+                    edit.set_content(sealed)
                 edit_fn(edit)
             if not out:  # nothing to change: no event; the memory stays at its last seq
                 return Receipt(id=memory_id, seq=int(reply["seq"]), event_id="", duplicate=True)
@@ -276,11 +336,7 @@ class SwarmClient:
         out: list[bytes],
         **extra: Any,
     ) -> Receipt:
-        if self.credentials is not None and self.credentials.role != "agent":
-            raise ConfigError(
-                f"{self.credentials.role} credentials cannot write memories: write as an "
-                "agent (swarm agents add NAME, then --creds NAME.creds.json)"
-            )
+        self._check_writer()
         change = out[0]
         event = cls(
             swarm=self.subjects.swarm,
@@ -538,6 +594,36 @@ class SwarmClient:
         }
         result: dict[str, Any] = await self._request("rollback", body)
         return result
+
+    async def erase(
+        self,
+        memory_ids: Sequence[str] = (),
+        *,
+        reason: str,
+        about: str | None = None,
+        mentions: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Erase memories for good (crypto-shredding; the admin's, or anyone's in an open
+        swarm): those named, and with ``about`` every memory filed under that data subject
+        and (``mentions``) every memory whose text, in any version, names it.
+
+        Returns ``{"plan": {...}, "erased": [ids], "already": [ids], "seq": S}`` once the
+        projections have applied the tombstone at ``seq`` (``dry_run``: the plan only).
+        """
+        plan: dict[str, Any] = await self._request(
+            "erase_plan", {"memories": list(memory_ids), "about": about, "mentions": mentions}
+        )
+        todo = [m["id"] for m in plan["memories"] if not m["erased"]]
+        already = [m["id"] for m in plan["memories"] if m["erased"]]
+        if dry_run or not todo:
+            return {"plan": plan, "erased": [], "already": already, "seq": None}
+        result: dict[str, Any] = await self._request(
+            "erase", {"memories": todo, "about": about, "reason": reason}
+        )
+        if result.get("seq"):  # done when the projections have scrubbed what they derived
+            await self._request("status", {"after": result["seq"], "timeout": self.timeout})
+        return {**result, "plan": plan, "already": sorted({*already, *result["already"]})}
 
     async def laws(self) -> dict[str, Any]:
         """The laws in force and the law-set version."""

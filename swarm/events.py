@@ -31,6 +31,7 @@ __all__ = [
     "LawRepealed",
     "LawResult",
     "LogRecord",
+    "MemoryErased",
     "MemoryEvent",
     "MemoryForgotten",
     "MemoryReinforced",
@@ -293,8 +294,22 @@ class LawRepealed(_SystemRecord):
     order: tuple[str, ...] = Field(description="the ids of the laws in force, in run order")
 
 
+class MemoryErased(_SystemRecord):
+    """The tombstone of an erasure: who, when, why, and which memories' keys were
+    destroyed. It names no data subject and quotes no content (see swarm.keystore)."""
+
+    type: Literal["memory.erased"] = "memory.erased"
+    memories: tuple[Identifier, ...] = Field(min_length=1, max_length=100_000)
+    keys: tuple[str, ...] = Field(description="the key ids destroyed")
+    reason: str = Field(min_length=1, max_length=1000)
+    about: bool = Field(
+        default=False, description="a named data subject's erasure (the name is not kept)"
+    )
+
+
 SystemRecord = Annotated[
-    ProposalOpened | ProposalDecided | LawEnacted | LawRepealed, Field(discriminator="type")
+    ProposalOpened | ProposalDecided | LawEnacted | LawRepealed | MemoryErased,
+    Field(discriminator="type"),
 ]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from swarm.codec import decode_proposal
 from swarm.crdt import MemoryDoc, MemoryState, change_chunks, instance_tag
@@ -43,7 +43,9 @@ from swarm.events import (
     Verdict,
 )
 from swarm.identity import AgentEntry, verify
+from swarm.keystore import Keystore
 from swarm.laws.base import LawSet, Proposal, Related
+from swarm.sealing import SealError, key_id_of, unseal
 
 
 def _core(state: MemoryState) -> tuple[object, ...]:
@@ -112,10 +114,49 @@ class Held:
 
 
 class Gate:
-    def __init__(self, swarm: str, laws: LawSet, limits: Limits | None = None) -> None:
+    """The pure judge of proposed events.
+
+    ``keys``: the swarm's keystore. With it, sealed content is opened for the checks
+    and laws (a key that is unknown, erased or another memory's is refused) and,
+    unless ``require_sealed`` is False, plain-text content is refused: text that
+    enters the log in the clear could never be erased from it.
+    """
+
+    def __init__(
+        self,
+        swarm: str,
+        laws: LawSet,
+        limits: Limits | None = None,
+        *,
+        keys: Keystore | None = None,
+        require_sealed: bool = True,
+    ) -> None:
         self.swarm = swarm
         self.laws = laws
         self.limits = limits or Limits()
+        self.keys = keys
+        self.require_sealed = require_sealed and keys is not None
+
+    def opened(self, event: MemoryEvent, state: MemoryState) -> MemoryState:
+        """``state`` with its content opened (plain text as it is). SealError if sealed
+        content does not open: unknown or erased key, another memory's or writer's key."""
+        keys = self.keys
+        content = state.content
+        key_id = key_id_of(content)
+        if keys is None or key_id is None:
+            return state
+        entry = keys.lookup(key_id)
+        if entry is None:
+            if keys.is_erased(key_id):
+                raise SealError(f"memory {event.memory_id} was erased: it cannot change")
+            raise SealError(
+                f"content is sealed with key {key_id}, which this service did not issue"
+            )
+        if entry.memory_id != event.memory_id:
+            raise SealError(f"key {key_id} was issued for another memory")
+        if isinstance(event, MemoryRemembered) and entry.agent != event.agent:
+            raise SealError(f"key {key_id} was issued to another agent")
+        return replace(state, content=unseal(content, key=entry.key, memory_id=event.memory_id))
 
     # -- phase 1: before the memory is looked up ---------------------------------------
 
@@ -211,11 +252,22 @@ class Gate:
         after = doc.state()
         if after is None:  # pragma: no cover - a non-empty change always yields state
             raise ChangeError("the change leaves the memory empty")
+        # New plain text: a creation or a content change whose text is not sealed.
+        plain = key_id_of(after.content) is None and (
+            before is None or after.content != before.content
+        )
+        before = None if before is None else self.opened(event, before)
+        after = self.opened(event, after)
         self._check_shape(event, before, after)
         self._check_transition(event, before, after)
         if before is not None and before.private and before.agent != event.agent:
             raise Rejected(
                 f"memory {event.memory_id} is private to agent {before.agent}", check="scope"
+            )
+        if plain and self.require_sealed and event.type_name != "memory.restored":
+            raise SealError(
+                "content must be sealed with the memory's key from this service (the SDK "
+                "does it): plain text in the log could never be erased"
             )
         judgement = self.laws.judge(
             Proposal(event=event, before=before, after=after, related=related)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -40,13 +41,14 @@ from swarm.auth import may_answer_to
 from swarm.chain import Head, digest, link
 from swarm.codec import decode_log_record, decode_system_record, encode
 from swarm.crdt import MemoryDoc, new_actor
-from swarm.errors import ConfigError, NotFound, Rejected, SchemaError, SwarmError
+from swarm.errors import ConfigError, Forbidden, NotFound, Rejected, SchemaError, SwarmError
 from swarm.events import (
     GATE_WRITER,
     LawEnacted,
     LawRepealed,
     LawResult,
     LogRecord,
+    MemoryErased,
     MemoryEvent,
     MemoryRemembered,
     MemoryRestored,
@@ -62,6 +64,7 @@ from swarm.events import (
 from swarm.gate import Accepted, Duplicate, Gate, Held, MemoryHistory, RateLimiter
 from swarm.identity import AgentEntry
 from swarm.jetstream import Appended, Closed, JetStreamLog
+from swarm.keystore import Keystore, key_id_of_or_none
 from swarm.laws import LawSpec, build_law_set
 from swarm.laws.base import Related
 from swarm.laws.book import LawBook
@@ -70,6 +73,8 @@ from swarm.rollback import Version, compensate, target
 __all__ = ["EVENT_ID_HEADER", "REPLY_HEADER", "GateWorker"]
 
 log = structlog.get_logger(__name__)
+
+_MEMORY_ID = re.compile(r"^[0-9A-Za-z_-]{8,64}$")
 
 #: Header naming the subject a writer waits on for its receipt.
 REPLY_HEADER = "Swarm-Reply"
@@ -260,6 +265,11 @@ class GateWorker:
     def _apply_system(self, seq: int, record: SystemRecord) -> None:
         if isinstance(record, LawEnacted | LawRepealed):
             self.book.apply(seq, record)
+        elif isinstance(record, MemoryErased):
+            # Idempotent: at start the log's erasures are re-applied (a crash after the
+            # record was written and before the keys were destroyed is finished here).
+            if self.gate.keys is not None:
+                self.gate.keys.destroy(record.memories, record=record.id)
         else:
             self.proposals.apply(seq, record)
 
@@ -421,6 +431,91 @@ class GateWorker:
         await self._close(state, "approved", by=principal, reason=reason, event_seq=seq)
 
     # -- rollback ---------------------------------------------------------------------
+
+    # -- erasure ------------------------------------------------------------------------
+
+    async def issue_keys(
+        self, memory_ids: Sequence[str], *, agent: str, about: Sequence[str] = ()
+    ) -> list[dict[str, str]]:
+        """Keys for an agent's new memories (see swarm.keystore); the agent seals with them."""
+        keys = self._keystore()
+        if not 1 <= len(memory_ids) <= 1000:
+            raise ConfigError("ask for 1..1000 keys at a time")
+        bad = [m for m in memory_ids if not _MEMORY_ID.match(str(m))]
+        if bad:
+            raise ConfigError(f"not a memory id: {bad[0]!r}")
+        for mid in memory_ids:
+            # An existing memory's key (or a new one, for plain text written before
+            # sealing) only for those who may read it: the key opens its content.
+            if self._known_ids is not None and mid in self._known_ids:
+                state = (await self.history(mid)).doc.state()
+                if state is not None and state.private and state.agent != agent:
+                    raise Forbidden(f"memory {mid} is private to agent {state.agent}")
+        issued = await asyncio.to_thread(keys.issue, list(memory_ids), agent=agent, about=about)
+        return [{"memory_id": e.memory_id, **e.wire()} for e in issued]
+
+    def erased(self, memory_id: str) -> bool:
+        return self.gate.keys is not None and self.gate.keys.memory_erased(memory_id)
+
+    def key_for(self, memory_id: str) -> dict[str, str] | None:
+        keys = self.gate.keys
+        entry = keys.key_for(memory_id) if keys is not None else None
+        return entry.wire() if entry is not None else None
+
+    async def erase(
+        self, memory_ids: Sequence[str], *, principal: str, reason: str, about: str | None = None
+    ) -> dict[str, Any]:
+        """Destroy the keys of these memories, after writing the tombstone to the log.
+
+        Refuses (nothing erased) if a memory does not exist or holds plain text (it
+        could not be erased from the log). Memories already erased are reported.
+        """
+        keys = self._keystore()
+        await asyncio.wait_for(self.ready.wait(), 30)
+        if not reason.strip():
+            raise ConfigError("an erasure needs a reason (--reason), kept in its tombstone")
+        wanted = list(dict.fromkeys(memory_ids))
+        if not wanted:
+            raise ConfigError("nothing to erase: name memories, or a data subject")
+        async with self._lock:
+            erased_before = await asyncio.to_thread(keys.erased_memories)
+            todo: list[str] = []
+            key_ids: list[str] = []
+            for mid in wanted:
+                if mid in erased_before:
+                    continue
+                history = await self.history(mid)
+                state = history.doc.state()
+                if state is None:
+                    raise NotFound(f"no memory {mid}")
+                entry = keys.key_for(mid)
+                if entry is None or key_id_of_or_none(state.content) is None:
+                    raise ConfigError(
+                        f"memory {mid} holds plain text (written before content was sealed, or "
+                        "around the SDK): the log cannot forget it; nothing was erased"
+                    )
+                todo.append(mid)
+                key_ids.append(entry.key_id)
+            already = [m for m in wanted if m in erased_before]
+            if not todo:
+                return {"seq": None, "erased": [], "already": already, "keys": 0}
+            record = MemoryErased(
+                memories=tuple(todo),
+                keys=tuple(key_ids),
+                reason=reason.strip()[:1000],
+                about=about is not None,
+                by=principal,
+            )
+            seq = await self._append_system(self.log.subjects.sys("erased"), record, record.id)
+        # _append_system destroyed the keys; a subject's name goes from the keystore too.
+        await asyncio.to_thread(keys.destroy, todo, record=record.id, subject=about)
+        log.info("erased", memories=len(todo), seq=seq, by=principal)
+        return {"seq": seq, "erased": todo, "already": already, "keys": len(key_ids)}
+
+    def _keystore(self) -> Keystore:
+        if self.gate.keys is None:
+            raise SwarmError("this gate runs without a keystore: content is not sealed")
+        return self.gate.keys
 
     async def propose_rollback(self, spec: RollbackSpec, *, principal: str) -> dict[str, Any]:
         """Open a rollback proposal (a rollback is destructive: a principal decides)."""
@@ -611,6 +706,10 @@ class GateWorker:
             except Rejected:
                 return  # the judge will say what is wrong with the change
             if after is None:
+                return
+            try:
+                after = self.gate.opened(event, after)
+            except Rejected:
                 return
             item.related = await self._recall_related(after.content, event.agent)
 

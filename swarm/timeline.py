@@ -107,21 +107,26 @@ def memory_as_of(
         return None
     last = max(before, key=lambda v: int(v["seq"]))
     state = last["state"]
-    return {
-        "id": state["id"],
-        "content": state["content"],
-        "kind": state["kind"],
-        "tags": list(state.get("tags") or []),
-        "importance": state["importance"],
-        "recall_count": state["recall_count"],
-        "agent": state["agent"],
-        "instance": state["instance"],
-        "private": state["private"],
-        "forgotten": state.get("forgotten", False),
-        "forgotten_reason": state.get("forgotten_reason"),
-        "created_at": _utc_text(state.get("created_at")),
-        "updated_at": last["at"],
-        "updated_by": f"{last['agent']}@{last['instance']}",
-        "seq": int(last["seq"]),
-        "version": len(before) if applied is None else applied,
-    }
+    opened = {"erased": state["erased"]} if "erased" in state else {}  # see swarm.keystore
+    return (
+        opened
+        | {
+            "id": state["id"],
+            "content": state["content"],
+            "kind": state["kind"],
+            "tags": list(state.get("tags") or []),
+            "importance": state["importance"],
+            "recall_count": state["recall_count"],
+            "agent": state["agent"],
+            "instance": state["instance"],
+            "private": state["private"],
+            "forgotten": state.get("forgotten", False),
+            "forgotten_reason": state.get("forgotten_reason"),
+            "created_at": _utc_text(state.get("created_at")),
+            "updated_at": last["at"],
+            "updated_by": f"{last['agent']}@{last['instance']}",
+            "seq": int(last["seq"]),
+            "version": len(before) if applied is None else applied,
+        }
+        | ({"sealed": True} if state.get("sealed") else {})
+    )

@@ -27,6 +27,9 @@ def swarm(service: SwarmService, nats_url: str, swarm_name: str) -> Any:
         common = ["--url", nats_url, "--name", swarm_name]
         if args[0] != "replay":  # an admin command: no agent identity
             common += ["--agent", agent, "--instance", "cli"]
+        else:  # the service's keystore opens the sealed content for the copy
+            assert service.keys is not None
+            common += ["--keys", str(service.keys.path)]
         result = await asyncio.to_thread(CliRunner().invoke, main, [*args, *common])
         assert result.exit_code == code, result.output + result.stderr
         return result

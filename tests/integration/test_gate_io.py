@@ -14,6 +14,8 @@ from swarm.crdt import MemoryDoc, author, new_actor
 from swarm.events import MemoryRemembered, MemoryUpdated
 from swarm.gatekeeper import REPLY_HEADER
 from swarm.jetstream import JetStreamLog, connect
+from swarm.keystore import Keystore
+from swarm.sealing import seal
 from swarm.subjects import Subjects
 
 pytestmark = pytest.mark.integration
@@ -56,8 +58,13 @@ def remembered(
     content: str = "hello",
     actor: bytes | None = None,
     memory_id: str = "01HOSTILE00000000000000001",
+    keys: Keystore | None = None,
 ):
+    """A hand-made creation; with ``keys`` its content is sealed as the SDK seals it."""
     actor = actor or new_actor(swarm, agent, instance)
+    if keys is not None:
+        [entry] = keys.issue([memory_id], agent=agent)
+        content = seal(content, key_id=entry.key_id, key=entry.key, memory_id=memory_id)
     with author(MemoryDoc(), actor) as (edit, out):
         edit.create(
             memory_id=memory_id,
@@ -124,8 +131,44 @@ async def test_change_by_another_actor_is_refused_as_identity(raw, swarm_name):
     assert check(await raw.send("brad", "cloud", encode(event))) == "identity"
 
 
-async def test_same_event_sent_twice_gets_the_same_receipt(raw, swarm_name, nats_url):
-    event = remembered(swarm_name, "brad", "cloud", memory_id="01HOSTILE00000000000000002")
+async def test_plain_text_content_is_refused_as_sealed(raw, swarm_name):
+    answer = await raw.send("brad", "cloud", encode(remembered(swarm_name, "brad", "cloud")))
+    assert check(answer) == "sealed"
+    assert "could never be erased" in answer["error"]["reason"]
+
+
+async def test_content_sealed_with_a_key_the_service_did_not_issue_is_refused(raw, swarm_name):
+    mid = "01HOSTILE00000000000000003"
+    forged = seal("hello", key_id="k" * 22, key=os.urandom(32), memory_id=mid)
+    event = remembered(swarm_name, "brad", "cloud", content=forged, memory_id=mid)
+    answer = await raw.send("brad", "cloud", encode(event))
+    assert check(answer) == "sealed"
+    assert "did not issue" in answer["error"]["reason"]
+
+
+async def test_another_memorys_key_and_another_agents_key_are_refused(raw, service, swarm_name):
+    [theirs] = service.keys.issue(["01HOSTILE00000000000000004"], agent="brad")
+    mid = "01HOSTILE00000000000000005"
+    moved = seal("hello", key_id=theirs.key_id, key=theirs.key, memory_id=mid)
+    answer = await raw.send(
+        "brad", "cloud", encode(remembered(swarm_name, "brad", "cloud", moved, memory_id=mid))
+    )
+    assert (check(answer), answer["error"]["reason"]) == (
+        "sealed",
+        f"key {theirs.key_id} was issued for another memory",
+    )
+    [anns] = service.keys.issue([mid], agent="ann")
+    borrowed = seal("hello", key_id=anns.key_id, key=anns.key, memory_id=mid)
+    answer = await raw.send(
+        "brad", "cloud", encode(remembered(swarm_name, "brad", "cloud", borrowed, memory_id=mid))
+    )
+    assert "issued to another agent" in answer["error"]["reason"]
+
+
+async def test_same_event_sent_twice_gets_the_same_receipt(raw, service, swarm_name, nats_url):
+    event = remembered(
+        swarm_name, "brad", "cloud", memory_id="01HOSTILE00000000000000002", keys=service.keys
+    )
     first = await raw.send("brad", "cloud", encode(event), event.id)
     second = await raw.send("brad", "cloud", encode(event), event.id)
     assert first["ok"]

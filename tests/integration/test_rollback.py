@@ -119,6 +119,7 @@ async def test_rolling_the_swarm_back_equals_a_fresh_replay_to_that_point(
             svc.log,
             DuckStore(tmp_path / "replay.duckdb"),
             LanceRecall(tmp_path / "replay-recall", HashingEmbedder()),
+            keys=svc.keys,
         )
         try:
             await replay.rebuild(until_seq=point)

@@ -72,7 +72,8 @@ async def story(service: SwarmService, nats_url: str, swarm_name: str) -> Any:
 
 async def copy_of(service: SwarmService, into: Path, until: int | datetime | None = None) -> Any:
     assert service.log is not None
-    return await replay(service.log, into, until=until)
+    assert service.keys is not None
+    return await replay(service.log, into, until=until, keys=service.keys.path)
 
 
 # -- as-of reads through the service --------------------------------------------------------
