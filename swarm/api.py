@@ -233,8 +233,8 @@ class ReadApi:
             return await self._audit(views, req, req.get("requester"))
         if op == "erase_plan":
             await self._must_be_admin(req.get("requester"), "plan an erasure")
-            # The plan reads DuckDB (every version's text): let what readers see commit.
-            await views.wait_for(views.visible_seq, MAX_WAIT, durable=True)
+            # The plan reads DuckDB (every version's text): let it reach the log's end.
+            await views.wait_for(await self.log.last_seq(), MAX_WAIT, durable=True)
             about = req.get("about")
             return await views.erase_plan(
                 [str(m) for m in req.get("memories") or []],

@@ -258,6 +258,7 @@ class Keystore:
         """Destroy the keys of these memories (and file ``subject`` nowhere any more);
         returns the key ids destroyed now. Idempotent: a destroyed key stays destroyed."""
         destroyed: list[str] = []
+        memory_ids = list(memory_ids)
         when = utcnow().isoformat()
         with self._tx() as db:
             for mid in memory_ids:
@@ -273,7 +274,13 @@ class Keystore:
                     destroyed.append(str(key_id))
             if subject is not None:
                 db.execute("DELETE FROM subjects WHERE subject = ?", (normalise_subject(subject),))
-        for key_id in destroyed:
+            # Another process may have destroyed them first: forget what this one cached.
+            gone = [
+                str(r[0])
+                for mid in set(memory_ids)
+                for r in db.execute("SELECT key_id FROM erased WHERE memory_id = ?", (mid,))
+            ]
+        for key_id in gone:
             self._keys.pop(key_id, None)
             self._erased.add(key_id)
         return destroyed

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = 'URL, SWARM = "nats://127.0.0.1:4222", "default"'
+#: The keystore of `swarm up`: the test service's own, in the examples that need it.
+KEYS_PLACEHOLDER = 'KEYS = ".swarm/swarms/default/keys.db"'
 NO_TEST = "<!-- no-test -->"
 BLOCK_TIMEOUT = 60.0
 
@@ -64,8 +66,9 @@ def doc_files() -> list[Path]:
     return [f for f in files if python_blocks(f)]
 
 
-def _compile(block: Block, url: str, swarm: str) -> object:
+def _compile(block: Block, url: str, swarm: str, keys: str = "") -> object:
     code = block.code.replace(PLACEHOLDER, f"URL, SWARM = {url!r}, {swarm!r}")
+    code = code.replace(KEYS_PLACEHOLDER, f"KEYS = {keys!r}")
     # Pad with blank lines so tracebacks point at the Markdown file's own line numbers;
     # dont_inherit: the blocks must not run under this file's __future__ imports.
     return compile("\n" * (block.line - 1) + code, str(block.path), "exec", dont_inherit=True)
@@ -101,8 +104,9 @@ async def test_examples_run(
     module = types.ModuleType("docs_session")
     module.__dict__.update(URL=nats_url, SWARM=swarm_name)
     monkeypatch.setitem(sys.modules, module.__name__, module)
+    keys = str(service.keys.path)  # type: ignore[attr-defined]
     for block in python_blocks(path):
-        code = _compile(block, nats_url, swarm_name)
+        code = _compile(block, nats_url, swarm_name, keys)
         try:
             await asyncio.wait_for(
                 asyncio.to_thread(exec, code, module.__dict__), timeout=BLOCK_TIMEOUT

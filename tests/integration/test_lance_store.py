@@ -486,3 +486,33 @@ def test_failed_automatic_optimize_does_not_fail_the_write(
         assert ids(recall.search("maintenance failure", mode="text")) == ["a"]
         with pytest.raises(StoreError, match="no space left"):
             recall.optimize()
+
+
+# --------------------------------------------------------------------------- erasure
+
+
+def test_scrub_leaves_no_file_holding_the_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "recall"
+    recall = LanceRecall(path, HashingEmbedder(), optimize_every=2)
+    recall.upsert(corpus_rows())
+    for i in range(6):  # several fragments, index refreshes and versions
+        recall.upsert([row(f"x{i}", f"quillfeather note {i} about the cat", seq=100 + i)])
+    recall.upsert([row("gone", "Quillfeather Marchbanks keeps bees", seq=200)])
+    recall.optimize()
+    kept_before = ids(recall.search("the cat", k=20, mode="text"))
+
+    def holding(word: bytes) -> list[Path]:
+        return [p for p in path.rglob("*") if p.is_file() and word in p.read_bytes().lower()]
+
+    assert holding(b"marchbanks")
+    assert recall.scrub(["gone", "x0", "x1", "x2", "x3", "x4", "x5"]) == 7
+
+    assert holding(b"marchbanks") == [] and holding(b"quillfeather") == []
+    assert ids(recall.search("bees", k=5, mode="text")) == []
+    after = ids(recall.search("the cat", k=20, mode="text"))
+    assert after == [i for i in kept_before if not i.startswith("x")] and after
+    recall.upsert([row("new", "fresh bees after the scrub", seq=300)])  # still writable
+    assert ids(recall.search("bees", k=5, mode="text")) == ["new"]
+    recall.close()
+    with LanceRecall(path, HashingEmbedder()) as reopened:  # schema and embedder kept
+        assert reopened.count() == len(CORPUS) + 1

@@ -281,6 +281,24 @@ async def test_a_held_write_is_decided_by_the_admin_not_by_an_agent(stack):
         assert (await brad.get(made.id, after=row["event_seq"]))["forgotten"] is True
 
 
+async def test_only_the_admin_erases_and_agents_cannot_get_others_keys(stack):
+    async with await client(stack, "brad") as brad, await client(stack, "ann") as ann:
+        made = await brad.remember("brad's locker code is in the drawer", private=True)
+        with pytest.raises(Forbidden, match="only the admin may"):
+            await ann.erase([made.id], reason="mine now")
+        with pytest.raises(Forbidden, match="only the admin may"):
+            await brad.erase([made.id], reason="my own")
+        with pytest.raises(Forbidden, match="private to agent brad"):
+            await ann._issue([made.id], ())  # the key would open brad's private text
+        erased = await asyncio.to_thread(
+            stack.cli, "forget", made.id, "--erase", "--reason", "asked", "--json",
+            creds=stack.admin,
+        )  # fmt: skip
+        assert erased.exit_code == 0, erased.output
+        assert json.loads(erased.output)["erased"] == [made.id]
+        assert (await brad.get(made.id))["erased"] is True
+
+
 async def test_anonymous_connections_are_refused_once_an_agent_is_registered(stack):
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(stack.url, allow_reconnect=False)
