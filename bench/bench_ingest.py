@@ -100,10 +100,12 @@ def make_tags(rng: random.Random) -> list[str]:
 
 
 def typical_proposal_bytes(samples: int = 50) -> int:
-    """Mean encoded size of a ``memory.remembered`` proposal as SwarmClient builds it."""
+    """Mean encoded size of a ``memory.remembered`` proposal as SwarmClient builds it
+    (content sealed, see swarm.sealing)."""
     from swarm.codec import encode  # noqa: PLC0415
     from swarm.crdt import MemoryDoc, author, new_actor  # noqa: PLC0415
     from swarm.events import MemoryRemembered, new_id, utcnow  # noqa: PLC0415
+    from swarm.sealing import new_key, new_key_id, seal  # noqa: PLC0415
 
     rng = random.Random(1)
     actor = new_actor(SWARM, AGENTS[0], "i0")
@@ -112,7 +114,9 @@ def typical_proposal_bytes(samples: int = 50) -> int:
         mid = new_id()
         with author(MemoryDoc(), actor) as (edit, out):
             edit.create(
-                memory_id=mid, content=make_text(rng, token("s", i)), kind="fact",
+                memory_id=mid, kind="fact",
+                content=seal(make_text(rng, token("s", i)), key_id=new_key_id(), key=new_key(),
+                             memory_id=mid),
                 tags=make_tags(rng), importance=0.5, agent=AGENTS[0], instance="i0",
                 private=False, created_at=utcnow().isoformat(),
             )  # fmt: skip

@@ -61,7 +61,7 @@ def _human(summary: ReplaySummary) -> str:
     default=None,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The service's keystore, to open sealed content (env SWARM_KEYS; default: "
-    ".swarm/swarms/NAME/keys.db if present). Without it the copy's content stays hidden.",
+    ".swarm/keys/NAME.db if present). Without it the copy's content stays hidden.",
 )
 @_options
 @run_async
@@ -81,7 +81,9 @@ async def replay(
     if keys is None and (default := keystore_path(".swarm", name)).is_file():
         keys = default
     if keys is not None and not keys.is_file():
-        raise click.ClickException(f"no keystore at {keys} (the keys.db of `swarm up --data`)")
+        raise click.ClickException(
+            f"no keystore at {keys} (it is keys/{name}.db in the data directory of `swarm up`)"
+        )
     if keys is None:
         click.echo(
             "warning: no keystore (--keys): memory content stays sealed in this copy",

@@ -6,14 +6,16 @@ backup, so every offline read and every erasure finds them::
     <data>/swarms/<swarm>/state.duckdb     DuckDB (content sealed)
     <data>/swarms/<swarm>/recall/          LanceDB (plain text: scrubbed on erasure)
     <data>/swarms/<swarm>/asof/            recall snapshots (dropped on erasure)
-    <data>/swarms/<swarm>/keys.db          the keystore (the service's directory only)
+    <data>/keys/<swarm>.db                 the keystore (the service's directory only)
+
+The keystore is not derived data: it sits outside ``swarms/`` so that deleting a
+swarm's projections to rebuild them never takes the keys (without them no memory's
+content can be read again).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from swarm.keystore import KEYSTORE_FILE
 
 __all__ = ["asof_path", "keystore_path", "store_paths"]
 
@@ -29,4 +31,4 @@ def asof_path(data_dir: str | Path, swarm: str) -> Path:
 
 
 def keystore_path(data_dir: str | Path, swarm: str) -> Path:
-    return Path(data_dir) / "swarms" / swarm / KEYSTORE_FILE
+    return Path(data_dir) / "keys" / f"{swarm}.db"

@@ -1,6 +1,6 @@
 """The keystore: one key per memory, the data subjects it is about, and erasure.
 
-A SQLite file beside the projections (``<data>/swarms/<swarm>/keys.db``, mode
+A SQLite file in the data directory (``<data>/keys/<swarm>.db``, mode
 600), owned by the service; never in NATS. It runs with ``secure_delete`` on and
 a rollback journal (deleted at each commit), so a destroyed key is overwritten
 with zeros in the file, not merely unlinked from an index. Tables::
@@ -31,9 +31,8 @@ from swarm.errors import ConfigError, Forbidden, StoreError
 from swarm.events import utcnow
 from swarm.sealing import SealError, key_id_of, new_key, new_key_id, unseal
 
-__all__ = ["KEYSTORE_FILE", "KeyEntry", "Keystore", "Revealed", "normalise_subject"]
+__all__ = ["KeyEntry", "Keystore", "Revealed", "normalise_subject"]
 
-KEYSTORE_FILE = "keys.db"
 Revealed = Literal["plain", "open", "erased", "sealed"]
 #: What a reader shows for content it cannot open.
 HIDDEN = ""

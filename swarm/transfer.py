@@ -256,7 +256,7 @@ async def export_bundle(
     ``soul``: the agent's own SOUL.md, carried over unchanged; without it one is
     written from the laws in force for the agent. Returns the bundle and its files."""
     memories = reader.memories(agent=agent, forgotten=include_forgotten, after=after)
-    rows = [row async for row in memories]
+    rows = [row async for row in memories if not row.get("erased")]  # nothing left to carry
     bundle = Bundle.of(
         agent,
         rows,

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = 'URL, SWARM = "nats://127.0.0.1:4222", "default"'
 #: The keystore of `swarm up`: the test service's own, in the examples that need it.
-KEYS_PLACEHOLDER = 'KEYS = ".swarm/swarms/default/keys.db"'
+KEYS_PLACEHOLDER = 'KEYS = ".swarm/keys/default.db"'
 NO_TEST = "<!-- no-test -->"
 BLOCK_TIMEOUT = 60.0
 
