@@ -8,6 +8,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -170,3 +171,43 @@ async def test_the_cli_erases_with_a_dry_run_first(
     assert json.loads(out)["erased"] == [mid]
     code, out = await swarm("get", mid)
     assert code == 0 and "(erased)" in out and "Owes Lee" not in out
+
+
+async def test_the_tombstone_finishes_an_erasure_the_gate_could_not(
+    nats_url: str, swarm_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate fails right after appending the tombstone (before destroying the key):
+    the projector, folding the tombstone, destroys it; a restart re-applies it too."""
+    from swarm.keystore import Keystore  # noqa: PLC0415
+
+    data = tmp_path / "data"
+    real = Keystore.destroy
+    calls: list[str] = []
+
+    def first_fails(self: Keystore, *args: Any, **kwargs: Any) -> list[str]:
+        calls.append("destroy")
+        if len(calls) == 1:
+            raise RuntimeError("power cut")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Keystore, "destroy", first_fails)
+    async with SwarmService(nats_url, swarm=swarm_name, data_dir=data) as svc:
+        async with await SwarmClient.connect(
+            nats_url, swarm=swarm_name, agent="brad", instance="cloud"
+        ) as brad:
+            doomed = await brad.remember("Octavia Pennywhistle owes us a report")
+            await brad.get(doomed.id, after=doomed.seq)
+            with pytest.raises(Exception, match="power cut"):
+                await brad.erase([doomed.id], reason="request")
+            status = await brad.status()
+            gone = await brad.get(doomed.id, after=status["log_seq"])
+            assert (gone["erased"], gone["content"]) == (True, "")
+        assert svc.keys is not None and svc.keys.key_for(doomed.id) is None
+    async with SwarmService(nats_url, swarm=swarm_name, data_dir=data):
+        async with await SwarmClient.connect(
+            nats_url, swarm=swarm_name, agent="brad", instance="cloud"
+        ) as brad:
+            assert (await brad.get(doomed.id))["erased"] is True
+            again = await brad.erase([doomed.id], reason="request")
+            assert again["already"] == [doomed.id]
+    assert files_holding([data], [b"pennywhistle"]) == []
