@@ -729,6 +729,10 @@ class SyncSwarmClient:
     def forget(self, memory_id: str, *, reason: str | None = None) -> Receipt:
         return self._call(self._client.forget(memory_id, reason=reason))
 
+    def erase(self, memory_ids: Sequence[str] = (), **options: Any) -> dict[str, Any]:
+        """See :meth:`SwarmClient.erase`."""
+        return self._call(self._client.erase(memory_ids, **options))
+
     def get(
         self, memory_id: str, *, after: int | None = None, as_of: AsOf | str | None = None
     ) -> dict[str, Any]:

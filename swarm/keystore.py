@@ -17,6 +17,7 @@ SQLite serialises the writers. See docs/decisions/0014-crypto-shredding.md.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -69,8 +70,6 @@ class KeyEntry:
 
     def wire(self) -> dict[str, str]:
         """What the writer gets: the id and the key (base64), for sealing its content."""
-        import base64  # noqa: PLC0415 - only the issuing side needs it
-
         return {"key_id": self.key_id, "key": base64.b64encode(self.key).decode()}
 
 
