@@ -100,6 +100,10 @@ class Projector:
         store.reveal = keys.reveal_row if keys is not None else None
         #: On an erasure, also scrub the replays registered in the keystore (the service).
         self.scrub_copies = scrub_copies
+        #: Held while rows are opened and written to LanceDB, and by an erasure: a
+        #: commit's catch-up running beside the next batch's erasure (two threads) must
+        #: not write rows it opened before the keys were destroyed after the scrub.
+        self._recall_lock = threading.RLock()
         self.recall_store = recall
         self.batch = batch
         self.durable = durable
@@ -198,7 +202,10 @@ class Projector:
         # LanceDB upserts are idempotent and never lower a row's seq, so if the DuckDB
         # commit fails the rows are simply written again when the batch is retried.
         if self._recall_base >= high:  # LanceDB holds everything before this batch
-            with telemetry.store_write("lancedb", self.swarm, rows=len(folded.memories)):
+            with (
+                self._recall_lock,
+                telemetry.store_write("lancedb", self.swarm, rows=len(folded.memories)),
+            ):
                 self.recall_store.upsert(
                     [recall_row(self._reveal(m)) for m in folded.memories.values()]
                 )
@@ -216,6 +223,10 @@ class Projector:
         """Apply an erasure's tombstone: destroy the keys (again: idempotent), and remove
         the plain text this projection derived from them (LanceDB rows rewritten away,
         recall snapshots dropped; with ``scrub_copies`` the registered replays too)."""
+        with self._recall_lock:
+            self._erase_locked(record)
+
+    def _erase_locked(self, record: MemoryErased) -> None:
         ids = list(record.memories)
         if self.keys is not None:
             self.keys.destroy(ids, record=record.id)
@@ -358,6 +369,10 @@ class Projector:
 
     def catch_up_recall(self) -> int:
         """Feed LanceDB every memory row newer than its marker. Returns rows fed."""
+        with self._recall_lock:  # rows opened before an erasure must not land after it
+            return self._catch_up_recall()
+
+    def _catch_up_recall(self) -> int:
         marker = self._recall_start()
         target = self.store.checkpoint()
 
