@@ -70,8 +70,10 @@ from swarm.crdt import MemoryDoc, author, new_actor
 from swarm.errors import Rejected
 from swarm.events import MemoryEvent, MemoryReinforced, MemoryRemembered, MemoryUpdated, utcnow
 from swarm.gate import Accepted, Gate, MemoryHistory
+from swarm.keystore import KeyEntry, Keystore
 from swarm.laws import Law, LawSet, Outcome, Proposal, default_laws
 from swarm.laws.base import Action
+from swarm.sealing import seal
 
 SWARM = "bench-gate"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
@@ -103,7 +105,9 @@ class Memory:
     agent: str
     instance: str
     private: bool
-    doc: MemoryDoc  # the accepted history, as the gate would hand it to a client
+    saved: bytes  # the accepted history (saved: a loaded document takes ~16 KB)
+    key: KeyEntry | None = None  # sealed content (build_items with a keystore)
+    text: str = ""  # the content, in plain text
 
 
 def clean_text(rng: random.Random) -> str:
@@ -141,13 +145,44 @@ def leaky_text(rng: random.Random) -> str:
     return f"{base} The vendor was paid with card {_card(rng)} for the upgrade."
 
 
-def build_items(n: int, seed: int, private_rate: float) -> list[Item]:
-    """``n`` proposals: 70% remembered, 20% updated, 10% reinforced."""
+KEY_CHUNK = 256  # keys issued per keystore transaction (per agent)
+
+
+class _Keys:
+    """Keys for new memories, issued ahead by the keystore in chunks per agent (one
+    transaction each: the keystore syncs every commit). Sealed mode names memories
+    after their key pool (``mem-<seed>-<agent>-<n>``); a chunk's unused tail keeps
+    keys for memories that never come, as an SDK that crashed before publishing."""
+
+    def __init__(self, keys: Keystore, seed: int) -> None:
+        self.keys = keys
+        self.seed = seed
+        self.pools: dict[str, list[KeyEntry]] = {}
+        self.issued: dict[str, int] = {}
+
+    def next(self, agent: str) -> KeyEntry:
+        pool = self.pools.setdefault(agent, [])
+        if not pool:
+            start = self.issued.get(agent, 0)
+            mids = [f"mem-{self.seed}-{agent}-{start + k:06d}" for k in range(KEY_CHUNK)]
+            pool.extend(reversed(self.keys.issue(mids, agent=agent)))
+            self.issued[agent] = start + KEY_CHUNK
+        return pool.pop()
+
+
+def build_items(n: int, seed: int, private_rate: float, keys: Keystore | None = None) -> list[Item]:
+    """``n`` proposals: 70% remembered, 20% updated, 10% reinforced.
+
+    With ``keys`` (the service's keystore), every memory gets a key issued by it and
+    its content is sealed (``swarm.sealing``), as the SDK does; the proposals are the
+    same ones (the same random draws), under other memory ids. Without, plain text.
+    """
     rng = random.Random(seed)
     writers = [(a, i) for a in AGENTS for i in INSTANCES]
     actors = {w: new_actor(SWARM, *w) for w in writers}
     memories: list[Memory] = []
     items: list[Item] = []
+    pools = _Keys(keys, seed) if keys is not None else None
 
     def pick_memory() -> Memory:
         if rng.random() < 0.5:
@@ -167,16 +202,23 @@ def build_items(n: int, seed: int, private_rate: float) -> list[Item]:
         )  # fmt: skip
         return encode(event)
 
+    def sealed(text: str, key: KeyEntry | None) -> str:
+        if key is None:
+            return text
+        return seal(text, key_id=key.key_id, key=key.key, memory_id=key.memory_id)
+
     while len(items) < n:
         roll = rng.random()
         if roll < 0.7 or len(memories) < 10:
             w = rng.choice(writers)
-            mid = f"mem-{seed}-{len(items):08d}"
+            key = pools.next(w[0]) if pools is not None else None
+            mid = key.memory_id if key is not None else f"mem-{seed}-{len(items):08d}"
             leaky = rng.random() < private_rate
             private = rng.random() < 0.1
+            text = leaky_text(rng) if leaky else clean_text(rng)
             with author(MemoryDoc(), actors[w]) as (edit, out):
                 edit.create(
-                    memory_id=mid, content=leaky_text(rng) if leaky else clean_text(rng),
+                    memory_id=mid, content=sealed(text, key),
                     kind=rng.choice(KINDS), tags=rng.sample(TAGS, rng.randint(0, 3)),
                     importance=round(rng.random(), 3), agent=w[0], instance=w[1],
                     private=private, created_at=utcnow().isoformat(),
@@ -184,10 +226,11 @@ def build_items(n: int, seed: int, private_rate: float) -> list[Item]:
             raw = event_bytes(MemoryRemembered, w, actors[w], mid, out[0])
             items.append(Item(raw, w[0], w[1], MemoryRemembered.type_name, leaky))
             if not leaky:  # a rejected memory never exists: nothing builds on it
-                memories.append(Memory(mid, w[0], w[1], private, MemoryDoc.load(out[1])))
+                memories.append(Memory(mid, w[0], w[1], private, out[1], key, text))
             continue
         mem = pick_memory()
         w = pick_writer(mem)
+        text = mem.text
         if roll < 0.9:
             cls: type[MemoryEvent] = MemoryUpdated
             leaky = rng.random() < private_rate
@@ -196,25 +239,28 @@ def build_items(n: int, seed: int, private_rate: float) -> list[Item]:
             # usual actor collides with its sequence number.
             actor = new_actor(SWARM, *w) if leaky else actors[w]
             what = rng.random()
-            with author(mem.doc, actor) as (edit, out):
-                if leaky:
-                    edit.set_content(leaky_text(rng))
-                elif what < 0.6:
-                    edit.set_content(clean_text(rng))
+            if leaky or what < 0.6:
+                text = leaky_text(rng) if leaky else clean_text(rng)
+                if mem.key is not None and text == mem.text:
+                    continue  # the same text: no change (sealed, it would look new)
+            with author(MemoryDoc.load(mem.saved), actor) as (edit, out):
+                if leaky or what < 0.6:
+                    edit.set_content(sealed(text, mem.key))
                 elif what < 0.85:
                     edit.add_tag(rng.choice(TAGS))
                 else:
                     edit.set_importance(round(rng.random(), 3))
         else:
             cls, leaky, actor = MemoryReinforced, False, actors[w]
-            with author(mem.doc, actor) as (edit, out):
+            with author(MemoryDoc.load(mem.saved), actor) as (edit, out):
                 edit.reinforce()
         if not out:  # the edit changed nothing (same text or importance): no event
             continue
         raw = event_bytes(cls, w, actor, mem.id, out[0])
         items.append(Item(raw, w[0], w[1], cls.type_name, leaky))
         if not leaky:
-            mem.doc = MemoryDoc.load(out[1])
+            mem.saved = out[1]
+            mem.text = text
     return items
 
 

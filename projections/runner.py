@@ -26,6 +26,7 @@ import structlog
 from nats.aio.msg import Msg
 from opentelemetry.trace import SpanContext, SpanKind
 
+from projections import parallel
 from projections.duckdb_store import DuckStore, ProjectionBatch
 from projections.lance import LanceRecall
 from projections.reducers import Folded, Projected, fold, recall_row, unreadable_row
@@ -535,7 +536,12 @@ class Projector:
         await self._notify(seq)
 
     async def rebuild(
-        self, *, until_seq: int | None = None, progress: Any = None, batch: int = 5000
+        self,
+        *,
+        until_seq: int | None = None,
+        progress: Any = None,
+        batch: int = 5000,
+        workers: int | None = None,
     ) -> int:
         """Fold the log from the checkpoint up to ``until_seq`` (or its end); returns seq.
 
@@ -545,55 +551,185 @@ class Projector:
         from the memories table (:meth:`catch_up_recall`, in (seq, id) order): each
         memory is embedded once, not once per change, and two rebuilds to the same
         sequence fill it identically. ``progress(seq)`` follows the committed sequence.
+
+        ``workers``: fold processes (:mod:`projections.parallel`, memories partitioned
+        by id; the same rows); 0 folds in this process; None chooses by the number of
+        entries to fold and CPUs (``parallel.plan_workers``).
         """
         if self.log is None:
             raise SwarmError("this projector has no log to read")
-        log = self.log
-        queue: asyncio.Queue[list[StoredMessage] | None] = asyncio.Queue(maxsize=3)
+        start = self.store.checkpoint()
+        end = until_seq if until_seq is not None else await self.log.last_seq()
+        n = parallel.plan_workers(workers, end - start)
+        self._defer_recall = True
+        try:
+            if n > 0 and end > start:
+                try:
+                    await self._fold_parallel(end, progress, batch, n)
+                except parallel.PartitionError as err:
+                    log.warning("rebuild_in_one_process", reason=str(err))
+            await self._fold_here(until_seq, progress, batch)
+        finally:
+            self._defer_recall = False
+        await asyncio.to_thread(self.catch_up_recall)
+        self._persist_recall_marker(force=True)
+        return self.store.checkpoint()
 
-        async def read_ahead() -> None:
+    async def _read_ahead(
+        self,
+        queue: asyncio.Queue[list[StoredMessage] | None],
+        until_seq: int | None,
+        batch: int,
+        stop: asyncio.Event,
+    ) -> None:
+        """Read the log from the checkpoint into ``queue`` in batches; None at the end
+        (and after a failure: the consumer then finds it in the task). Ends early once
+        ``stop`` is set (see :meth:`_wind_down`)."""
+        assert self.log is not None
+        try:
+            pending: list[StoredMessage] = []
+            reads = self.log.read(
+                start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=batch
+            )
             try:
-                pending: list[StoredMessage] = []
-                async for messages in log.read(
-                    start_seq=self.store.checkpoint() + 1, until_seq=until_seq, batch=batch
-                ):
+                async for messages in reads:
+                    if stop.is_set():
+                        return
                     pending.extend(messages)
                     if len(pending) >= batch:
                         await queue.put(pending)
                         pending = []
-                if pending:
-                    await queue.put(pending)
             finally:
-                await queue.put(None)
+                if (aclose := getattr(reads, "aclose", None)) is not None:
+                    await aclose()  # its consumer on the server goes now, not at GC
+            if pending:
+                await queue.put(pending)
+        except asyncio.CancelledError:
+            raise  # the consumer stopped: no one takes from the queue any more
+        except BaseException:
+            await queue.put(None)
+            raise
+        await queue.put(None)
 
-        async def committed(task: asyncio.Task[int]) -> None:
-            self._projected = max(self._projected, await task)
-            if progress is not None:
-                progress(self._projected)
+    @staticmethod
+    async def _wind_down(
+        committing: asyncio.Future[int] | None,
+        reader: asyncio.Task[None],
+        queue: asyncio.Queue[Any],
+        stop: asyncio.Event,
+    ) -> None:
+        """After a rebuild's fold, whatever ended it: let a DuckDB commit in flight finish
+        (its thread runs on), and stop the read-ahead task for good. Cancelling it is
+        not enough: the NATS client can swallow a cancel (the reader then blocks on the
+        full queue), so it is also told to stop, and the queue is drained until it has."""
+        if committing is not None and not committing.done():
+            await asyncio.wait([committing])
+            if not committing.cancelled():
+                committing.exception()  # retrieved: the first failure is the one raised
+        stop.set()
+        while not reader.done():
+            reader.cancel()
+            while not queue.empty():
+                queue.get_nowait()
+            await asyncio.wait([reader], timeout=0.1)
+        if not reader.cancelled():
+            reader.exception()  # retrieved here; raised by the caller if it matters
 
-        reader = asyncio.create_task(read_ahead())
+    async def _committed(self, task: asyncio.Future[int], progress: Any) -> None:
+        self._projected = max(self._projected, await task)
+        self._staged_seq = max(self._staged_seq, self._projected)
+        if progress is not None:
+            progress(self._projected)
+
+    async def _fold_here(self, until_seq: int | None, progress: Any, batch: int) -> None:
+        """The rebuild's fold in this process: stage batch N+1 while N commits."""
+        queue: asyncio.Queue[list[StoredMessage] | None] = asyncio.Queue(maxsize=3)
+        stop = asyncio.Event()
+        reader = asyncio.create_task(self._read_ahead(queue, until_seq, batch, stop))
         committing: asyncio.Task[int] | None = None
-        self._defer_recall = True
         try:
             while (messages := await queue.get()) is not None:
                 await asyncio.to_thread(self.stage, messages)
                 if committing is not None:
-                    await committed(committing)
+                    await self._committed(committing, progress)
                 committing = asyncio.create_task(asyncio.to_thread(self.commit))
             if committing is not None:
-                await committed(committing)
+                await self._committed(committing, progress)
         finally:
-            self._defer_recall = False
-            if committing is not None and not committing.done():
-                await asyncio.wait([committing])  # its thread runs on: let it finish
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        if reader.done() and not reader.cancelled() and (err := reader.exception()) is not None:
+            await self._wind_down(committing, reader, queue, stop)
+        if not reader.cancelled() and (err := reader.exception()) is not None:
             raise err
-        await asyncio.to_thread(self.catch_up_recall)
-        self._persist_recall_marker(force=True)
-        return self.store.checkpoint()
+
+    async def _fold_parallel(self, until_seq: int, progress: Any, batch: int, workers: int) -> None:
+        """The rebuild's fold in ``workers`` processes (projections.parallel): batch N+1
+        is sent to them before batch N's shares are merged and committed; erasures
+        apply before their batch commits, as in :meth:`stage`."""
+        queue: asyncio.Queue[list[StoredMessage] | None] = asyncio.Queue(maxsize=3)
+        stop = asyncio.Event()
+        reader = asyncio.create_task(self._read_ahead(queue, until_seq, batch, stop))
+        resumed = self.store.checkpoint() > 0
+        committing: asyncio.Future[int] | None = None
+        pending: list[tuple[int, dict[str, Any]]] = []  # merged batches, not yet committing
+        cache = max(1, self.cache_size // workers)
+        try:
+            async with parallel.FoldPool(workers, cache_size=cache) as pool:
+                inflight: tuple[parallel.Split, list[asyncio.Future[Any] | None]] | None = None
+                after = self.store.checkpoint()
+                while True:
+                    messages = await queue.get()
+                    sent = None
+                    split = pool.split(messages, after) if messages is not None else None
+                    if split is not None:
+                        after = split.last_seq
+                        loaded = (
+                            await asyncio.to_thread(self._saved_docs, split.new_ids)
+                            if resumed
+                            else None
+                        )
+                        sent = (split, pool.submit(split, loaded))
+                    if inflight is not None:
+                        done, handles = inflight
+                        tables = await pool.collect(done, handles)
+                        for record in done.erasures:  # first: no plain text of them from here on
+                            await asyncio.to_thread(self._erase, record)
+                        pending.append((done.last_seq, tables))
+                        # Group commit: while DuckDB writes (a checkpoint can take seconds)
+                        # the workers go on; what they folded meanwhile commits next, at once.
+                        if committing is not None and (
+                            committing.done() or len(pending) >= parallel.MAX_PENDING
+                        ):
+                            await self._committed(committing, progress)
+                            committing = None
+                        if committing is None:
+                            committing = asyncio.ensure_future(
+                                asyncio.to_thread(self._commit_tables, pending)
+                            )
+                            pending = []
+                    inflight = sent
+                    if messages is None:
+                        break
+                if committing is not None:
+                    await self._committed(committing, progress)
+                if pending:
+                    committing = asyncio.ensure_future(
+                        asyncio.to_thread(self._commit_tables, pending)
+                    )
+                    await self._committed(committing, progress)
+        finally:
+            await self._wind_down(committing, reader, queue, stop)
+        if not reader.cancelled() and (err := reader.exception()) is not None:
+            raise err
+
+    def _saved_docs(self, new_ids: list[set[str]]) -> list[dict[str, tuple[bytes, int]]]:
+        """For each worker, the committed documents of memories new to it (a resumed
+        rebuild: the state at the checkpoint, with its version)."""
+        return [self.store.load_docs_with_version(sorted(ids)) if ids else {} for ids in new_ids]
+
+    def _commit_tables(self, batches: list[tuple[int, dict[str, Any]]]) -> int:
+        """Commit merged batches to DuckDB in one transaction, with the checkpoint."""
+        last_seq = batches[-1][0]
+        parallel.apply_tables(self.store, last_seq, parallel.combine([t for _, t in batches]))
+        return last_seq
 
     # -- reads (the Views protocol) -------------------------------------------------------
 
