@@ -102,7 +102,7 @@ def plan_workers(requested: int | None, entries: int) -> int:
     if requested is not None:
         return max(0, requested)
     cpus = available_cpus()
-    if entries < PARALLEL_MIN or cpus < 2:
+    if entries < PARALLEL_MIN or cpus < 2 or not sys.executable:  # (embedded: no interpreter)
         return 0
     return min(MAX_WORKERS, cpus)
 

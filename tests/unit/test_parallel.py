@@ -73,6 +73,8 @@ def test_workers_are_planned_by_the_log_and_the_cpus(monkeypatch: pytest.MonkeyP
     assert plan_workers(None, 10**6) == 0
     monkeypatch.setattr(parallel, "available_cpus", lambda: 64)
     assert plan_workers(None, 10**6) == parallel.MAX_WORKERS
+    monkeypatch.setattr(parallel.sys, "executable", "")  # no interpreter to start
+    assert plan_workers(None, 10**6) == 0
 
 
 def test_a_memory_always_goes_to_the_same_worker() -> None:
