@@ -33,7 +33,6 @@ from projections.reducers import Folded, Projected, fold, recall_row, unreadable
 from projections.snapshots import (
     RECALL_CHUNK,
     RecallSnapshots,
-    drop_snapshots,
     fill_recall,
     scrub_copy,
 )
@@ -191,11 +190,15 @@ class Projector:
             self._cache.move_to_end(mid)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+        # Opened once, for readers and for LanceDB (a rebuild does neither here).
+        opened = (
+            {}
+            if self._defer_recall
+            else {mid: self._reveal(_readable(row)) for mid, row in folded.memories.items()}
+        )
         if not self._defer_recall:
             with self._recent_lock:
-                self._recent.update(
-                    (mid, self._reveal(_readable(row))) for mid, row in folded.memories.items()
-                )
+                self._recent.update(opened)
         self._pending.append(folded)
         self._staged_seq = folded.last_seq
         if self._defer_recall:
@@ -207,9 +210,7 @@ class Projector:
                 self._recall_lock,
                 telemetry.store_write("lancedb", self.swarm, rows=len(folded.memories)),
             ):
-                self.recall_store.upsert(
-                    [recall_row(self._reveal(m)) for m in folded.memories.values()]
-                )
+                self.recall_store.upsert([recall_row(m) for m in opened.values()])
             self._recall_base = folded.last_seq
             self._signal_visible(folded.last_seq)
             # DuckDB holds the GIL through its statements; readers already waiting for
@@ -236,10 +237,7 @@ class Projector:
                 self._recent.pop(mid, None)
         if not self._defer_recall:  # a rebuild fills LanceDB at its end, revealed
             self.recall_store.scrub(ids)
-        if self._snapshots is not None:
-            self._snapshots.drop_all()
-        else:
-            drop_snapshots(self.store.path.parent / "asof")
+        self.snapshots.drop_all()
         if self.scrub_copies and self.keys is not None and self.swarm is not None:
             for path in self.keys.copies():
                 scrub_copy(path, self.swarm, ids, self.recall_store.embedder)

@@ -45,7 +45,7 @@ from swarm.events import (
 from swarm.identity import AgentEntry, verify
 from swarm.keystore import Keystore
 from swarm.laws.base import LawSet, Proposal, Related
-from swarm.sealing import SealError, key_id_of, unseal
+from swarm.sealing import SealError, key_id_of
 
 
 def _core(state: MemoryState) -> tuple[object, ...]:
@@ -141,22 +141,13 @@ class Gate:
         """``state`` with its content opened (plain text as it is). SealError if sealed
         content does not open: unknown or erased key, another memory's or writer's key."""
         keys = self.keys
-        content = state.content
-        key_id = key_id_of(content)
-        if keys is None or key_id is None:
+        if keys is None or key_id_of(state.content) is None:
             return state
-        entry = keys.lookup(key_id)
-        if entry is None:
-            if keys.is_erased(key_id):
-                raise SealError(f"memory {event.memory_id} was erased: it cannot change")
-            raise SealError(
-                f"content is sealed with key {key_id}, which this service did not issue"
-            )
-        if entry.memory_id != event.memory_id:
-            raise SealError(f"key {key_id} was issued for another memory")
-        if isinstance(event, MemoryRemembered) and entry.agent != event.agent:
-            raise SealError(f"key {key_id} was issued to another agent")
-        return replace(state, content=unseal(content, key=entry.key, memory_id=event.memory_id))
+        text = keys.open(state.content, event.memory_id)
+        entry = keys.lookup(str(key_id_of(state.content)))
+        if isinstance(event, MemoryRemembered) and entry is not None and entry.agent != event.agent:
+            raise SealError(f"key {entry.key_id} was issued to another agent")
+        return replace(state, content=text)
 
     # -- phase 1: before the memory is looked up ---------------------------------------
 

@@ -478,11 +478,11 @@ class GateWorker:
         if not wanted:
             raise ConfigError("nothing to erase: name memories, or a data subject")
         async with self._lock:
-            erased_before = await asyncio.to_thread(keys.erased_memories)
+            already = [m for m in wanted if keys.memory_erased(m)]
             todo: list[str] = []
             key_ids: list[str] = []
             for mid in wanted:
-                if mid in erased_before:
+                if mid in already:
                     continue
                 history = await self.history(mid)
                 state = history.doc.state()
@@ -496,7 +496,6 @@ class GateWorker:
                     )
                 todo.append(mid)
                 key_ids.append(entry.key_id)
-            already = [m for m in wanted if m in erased_before]
             if not todo:
                 return {"seq": None, "erased": [], "already": already, "keys": 0}
             record = MemoryErased(

@@ -198,9 +198,6 @@ class Keystore:
     def memory_erased(self, memory_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM erased WHERE memory_id = ?", (memory_id,)))
 
-    def erased_memories(self) -> set[str]:
-        return {str(r[0]) for r in self._query("SELECT memory_id FROM erased")}
-
     def memories_about(self, subject: str) -> list[str]:
         """The memories filed under a data subject (live keys only)."""
         rows = self._query(
@@ -220,22 +217,23 @@ class Keystore:
         entry = self.lookup(key_id)
         if entry is None:
             if self.is_erased(key_id):
-                raise SealError(f"memory {memory_id} was erased")
-            raise SealError(f"content of memory {memory_id} is sealed with an unknown key")
+                raise SealError(f"memory {memory_id} was erased: it cannot change")
+            raise SealError(
+                f"content is sealed with key {key_id}, which this service did not issue"
+            )
         if entry.memory_id != memory_id:
-            raise SealError(f"key {key_id} belongs to another memory than {memory_id}")
+            raise SealError(f"key {key_id} was issued for another memory")
         return unseal(content, key=entry.key, memory_id=memory_id)
 
     def reveal(self, content: str, memory_id: str) -> tuple[str, Revealed]:
         """For readers: the text and how it was found; never raises for sealed content."""
-        if key_id_of_or_none(content) is None:
+        key_id = key_id_of_or_none(content)
+        if key_id is None:
             return content, "plain"
         try:
             return self.open(content, memory_id), "open"
         except SealError:
-            key_id = key_id_of_or_none(content)
-            erased = key_id is not None and self.is_erased(key_id)
-            return HIDDEN, "erased" if erased else "sealed"
+            return HIDDEN, "erased" if self.is_erased(key_id) else "sealed"
 
     def reveal_row(self, row: Mapping[str, Any], id_key: str = "id") -> dict[str, Any]:
         """A memory row with its content opened, and ``erased`` (and ``sealed``: a key
